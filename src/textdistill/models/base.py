@@ -1,0 +1,192 @@
+"""The one interface every model shares: baseline, teachers and students.
+
+A saved model is a directory holding ``manifest.json`` (what it is, its labels, thresholds,
+config, training data hash, package versions, metrics) and weights as safetensors. Nothing is
+pickled, so loading a model from someone else cannot run code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from textdistill.data.labels import LabelSpace, ancestors
+from textdistill.errors import TextdistillError
+from textdistill.models.manifest import Manifest
+from textdistill.models.thresholds import ThresholdMode, tune_thresholds
+
+MANIFEST_FILE = "manifest.json"
+
+_REGISTRY: dict[str, type[TextClassifier]] = {}
+# Built-in kinds are imported only when a model of that kind is loaded, so that loading a
+# small model does not pay for the libraries of every other kind.
+_BUILT_IN = {"baseline": "textdistill.models.baseline"}
+
+
+def register_model(kind: str):
+    """Class decorator: make a model kind loadable by name from its manifest."""
+
+    def decorate(cls: type[TextClassifier]) -> type[TextClassifier]:
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+
+    return decorate
+
+
+class TextClassifier(ABC):
+    """sklearn-shaped text classifier over a :class:`LabelSpace`.
+
+    Subclasses implement ``_fit``, ``predict_proba``, ``_save_weights``, ``_load_weights`` and
+    ``n_params``; thresholds, label decoding, manifests and persistence live here.
+    """
+
+    kind: ClassVar[str] = "abstract"
+
+    def __init__(self) -> None:
+        self.label_space: LabelSpace | None = None
+        self.thresholds: np.ndarray | None = None
+        self.threshold_mode: ThresholdMode = "global"
+        self.manifest: Manifest | None = None
+
+    # -- training --------------------------------------------------------------------------
+    def fit(
+        self,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        *,
+        multi_label: bool,
+        hierarchy_sep: str | None = None,
+        validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None = None,
+        threshold_mode: ThresholdMode = "global",
+    ) -> Self:
+        """Train on texts and their label sets (single-label: one label per set).
+
+        For multi-label models, decision thresholds are tuned on ``validation`` when given
+        (``global``: one threshold maximising micro-F1; ``per_label``: one per label
+        maximising its F1), else fixed at 0.5.
+        """
+        self.label_space = LabelSpace.from_label_sets(label_sets, multi_label, hierarchy_sep)
+        if len(self.label_space) < 2 and not multi_label:
+            raise TextdistillError(
+                f"the training data has a single class ({self.label_space.labels[0]!r}); "
+                "a classifier needs at least two. Add messages of other labels."
+            )
+        self._fit(list(texts), label_sets)
+        self.threshold_mode = threshold_mode
+        if multi_label:
+            self.thresholds = np.full(len(self.label_space), 0.5)
+            if validation is not None and len(validation[0]):
+                proba = self.predict_proba(list(validation[0]))
+                y = self.label_space.encode(validation[1])
+                self.thresholds = tune_thresholds(y, proba, threshold_mode)
+        return self
+
+    @abstractmethod
+    def _fit(self, texts: list[str], label_sets: Sequence[Sequence[str]]) -> None: ...
+
+    # -- prediction ------------------------------------------------------------------------
+    @abstractmethod
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, L) probabilities: softmax rows for single-label, per-label sigmoids for multi-label."""
+
+    def predict_label_sets(self, texts: Sequence[str], proba: np.ndarray | None = None) -> list[tuple[str, ...]]:
+        """Predicted label sets; for multi-label, thresholds applied and ancestors included."""
+        space = self._space()
+        proba = self.predict_proba(texts) if proba is None else proba
+        if space.multi_label:
+            return space.decode(proba >= self.thresholds)
+        return [(space.labels[j],) for j in proba.argmax(axis=1)]
+
+    def predict(self, texts: Sequence[str]) -> list[str] | list[list[str]]:
+        """Labels: one string per message (single-label) or a list per message (multi-label)."""
+        sets = self.predict_label_sets(texts)
+        if self._space().multi_label:
+            return [list(s) for s in sets]
+        return [s[0] for s in sets]
+
+    def label_confidences(self, proba_row: np.ndarray) -> dict[str, float]:
+        """Each label's confidence for one message. In single-label hierarchies a parent's
+        confidence is the probability of it or any descendant."""
+        space = self._space()
+        scores = {label: float(p) for label, p in zip(space.labels, proba_row)}
+        if space.hierarchical and not space.multi_label:
+            for label, p in zip(space.labels, proba_row):
+                for parent in ancestors(label, space.hierarchy_sep):
+                    scores[parent] = scores.get(parent, 0.0) + float(p)
+        return scores
+
+    # -- size ------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def n_params(self) -> int:
+        """Number of learned parameters."""
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, directory: str | Path, *, config: dict[str, Any], training_data: dict[str, Any]) -> Path:
+        """Write weights and ``manifest.json`` to ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        space = self._space()
+        self._save_weights(directory)
+        self.manifest = Manifest.create(
+            kind=self.kind,
+            label_space=space,
+            thresholds=None if self.thresholds is None else [float(t) for t in self.thresholds],
+            threshold_mode=self.threshold_mode if space.multi_label else None,
+            config=config,
+            training_data=training_data,
+            n_params=self.n_params,
+            metrics=self.manifest.metrics if self.manifest else None,
+        )
+        self.manifest.write(directory / MANIFEST_FILE)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        directory = Path(directory)
+        manifest = Manifest.read(directory / MANIFEST_FILE)
+        model = cls._load_weights(directory, manifest)
+        model.manifest = manifest
+        model.label_space = manifest.label_space
+        model.thresholds = None if manifest.thresholds is None else np.asarray(manifest.thresholds)
+        model.threshold_mode = manifest.threshold_mode or "global"
+        return model
+
+    @abstractmethod
+    def _save_weights(self, directory: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def _load_weights(cls, directory: Path, manifest: Manifest) -> Self: ...
+
+    def _space(self) -> LabelSpace:
+        if self.label_space is None:
+            raise TextdistillError(f"this {self.kind} model is not trained yet: call fit() or load() first.")
+        return self.label_space
+
+
+def load_model(directory: str | Path) -> TextClassifier:
+    """Load any saved textdistill model; its manifest says which kind it is."""
+    directory = Path(directory)
+    path = directory / MANIFEST_FILE
+    if not path.is_file():
+        raise TextdistillError(
+            f"{directory} is not a saved textdistill model: it has no {MANIFEST_FILE}. "
+            "Point to the directory that `textdistill baseline --out` (or another training command) wrote."
+        )
+    kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
+    if kind in _BUILT_IN and kind not in _REGISTRY:
+        importlib.import_module(_BUILT_IN[kind])
+    if kind not in _REGISTRY:
+        raise TextdistillError(
+            f"{path} names model kind {kind!r}, which this textdistill does not know "
+            f"(known: {', '.join(sorted(_REGISTRY))}). Upgrade textdistill or install the extra that provides it."
+        )
+    return _REGISTRY[kind].load(directory)

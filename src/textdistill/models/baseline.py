@@ -1,0 +1,134 @@
+"""The TF-IDF + logistic regression baseline: "the model in production today".
+
+Word 1-2 grams and character 2-5 grams (within word boundaries), sublinear TF, L2 norm;
+multinomial logistic regression for single-label, one binary logistic regression per label
+for multi-label. After training, prediction needs only the vocabularies, the idf vectors and
+one weight matrix, which is exactly what is saved: JSON and safetensors, no pickles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit, softmax
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from textdistill.models.base import TextClassifier, register_model
+from textdistill.models.manifest import Manifest
+from textdistill.persistence import load_arrays, save_arrays
+from textdistill.progress import track
+
+WEIGHTS_FILE = "weights.safetensors"
+VOCABULARY_FILE = "vocabulary.json"
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Hyper-parameters of the TF-IDF baseline."""
+
+    word_ngrams: tuple[int, int] = (1, 2)
+    char_ngrams: tuple[int, int] = (2, 5)
+    min_df: int = 1
+    max_word_features: int | None = 100_000
+    max_char_features: int | None = 100_000
+    C: float = 10.0
+    max_iter: int = 1000
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BaselineConfig:
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**fields)
+
+
+def _vectorizers(config: BaselineConfig) -> dict[str, TfidfVectorizer]:
+    common = {"sublinear_tf": True, "min_df": config.min_df, "lowercase": True, "dtype": np.float32}
+    return {
+        "word": TfidfVectorizer(analyzer="word", ngram_range=config.word_ngrams, max_features=config.max_word_features, **common),
+        "char": TfidfVectorizer(analyzer="char_wb", ngram_range=config.char_ngrams, max_features=config.max_char_features, **common),
+    }
+
+
+@register_model("baseline")
+class TfidfBaseline(TextClassifier):
+    """TF-IDF features + logistic regression; one-vs-rest for multi-label."""
+
+    def __init__(self, config: BaselineConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or BaselineConfig()
+        self._vectorizers = _vectorizers(self.config)
+        # (F, L): features by labels, so that sparse features @ weights needs no transposed copy
+        self._weights: np.ndarray | None = None
+        self._bias: np.ndarray | None = None  # (L,)
+
+    def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
+        return sp.hstack([v.transform(texts) for v in self._vectorizers.values()], format="csr")
+
+    def _fit(self, texts: list[str], label_sets: Sequence[Sequence[str]]) -> None:
+        for vectorizer in self._vectorizers.values():
+            vectorizer.fit(texts)
+        x = self._features(texts)
+        space = self._space()
+        if space.multi_label:
+            y = space.encode(label_sets)
+            weights = np.zeros((x.shape[1], len(space)), dtype=np.float32)
+            bias = np.zeros(len(space), dtype=np.float32)
+            for j in track(range(len(space)), "Training one-vs-rest baseline"):
+                column = y[:, j]
+                if column.min() == column.max():
+                    # A label that is always (or never) present: a constant, confident predictor.
+                    bias[j] = 10.0 if column[0] else -10.0
+                    continue
+                clf = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter, solver="liblinear")
+                clf.fit(x, column)
+                weights[:, j], bias[j] = clf.coef_[0], clf.intercept_[0]
+        else:
+            clf = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter)
+            clf.fit(x, space.encode_single(label_sets))
+            weights, bias = np.ascontiguousarray(clf.coef_.T, dtype=np.float32), clf.intercept_.astype(np.float32)
+        self._weights, self._bias = weights, bias
+
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits (n, L)."""
+        return np.asarray(self._features(list(texts)) @ self._weights) + self._bias
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        logits = self.decision_function(texts)
+        return expit(logits) if self._space().multi_label else softmax(logits, axis=1)
+
+    @property
+    def n_params(self) -> int:
+        return 0 if self._weights is None else int(self._weights.size + self._bias.size)
+
+    def save(self, directory: str | Path, *, config: dict | None = None, training_data: dict | None = None) -> Path:
+        config = {"baseline": asdict(self.config), **(config or {})}
+        return super().save(directory, config=config, training_data=training_data or {})
+
+    def _save_weights(self, directory: Path) -> None:
+        tensors = {"weights": self._weights, "bias": self._bias}
+        vocabularies = {}
+        for name, vectorizer in self._vectorizers.items():
+            tensors[f"{name}_idf"] = vectorizer.idf_.astype(np.float32)
+            terms = np.empty(len(vectorizer.vocabulary_), dtype=object)
+            for term, index in vectorizer.vocabulary_.items():
+                terms[index] = term
+            vocabularies[name] = terms.tolist()
+        save_arrays(tensors, directory / WEIGHTS_FILE)
+        (directory / VOCABULARY_FILE).write_text(json.dumps(vocabularies, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def _load_weights(cls, directory: Path, manifest: Manifest) -> Self:
+        model = cls(BaselineConfig.from_dict(manifest.config.get("baseline", {})))
+        tensors = load_arrays(directory / WEIGHTS_FILE)
+        vocabularies = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        for name, vectorizer in model._vectorizers.items():
+            vectorizer.vocabulary_ = {term: i for i, term in enumerate(vocabularies[name])}
+            vectorizer.idf_ = tensors[f"{name}_idf"]
+        model._weights, model._bias = tensors["weights"], tensors["bias"]
+        return model
