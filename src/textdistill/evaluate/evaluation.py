@@ -1,0 +1,123 @@
+"""Evaluate a saved model on annotated messages: quality and cost in one JSON document."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from textdistill.data.messages import MessageSet, SkippedRow
+from textdistill.errors import DataError
+from textdistill.evaluate.cost import machine_info, measure_cost
+from textdistill.evaluate.metrics import quality_metrics
+from textdistill.models.base import TextClassifier, load_model
+from textdistill.models.manifest import package_versions
+from textdistill.progress import track
+
+PREDICT_BATCH_SIZE = 256
+
+
+@dataclass(frozen=True)
+class CostSettings:
+    """How cost is measured; ``measure=False`` skips it (quality only)."""
+
+    measure: bool = True
+    threads: int | None = None
+    latency_samples: int = 200
+    warmup: int = 20
+    batch_size: int = 256
+    min_messages: int = 2048
+    repeats: int = 3
+
+
+def predict_proba_batched(model: TextClassifier, texts: list[str], description: str = "Predicting") -> np.ndarray:
+    batches = [texts[i : i + PREDICT_BATCH_SIZE] for i in range(0, len(texts), PREDICT_BATCH_SIZE)]
+    return np.concatenate([model.predict_proba(batch) for batch in track(batches, description)])
+
+
+def drop_unknown_labels(messages: MessageSet, model: TextClassifier, skip_bad_rows: bool) -> MessageSet:
+    """Test messages with a label the model never saw cannot be scored fairly: an error, or
+    skipped (and counted) under ``skip_bad_rows``."""
+    space = model.label_space
+    unknown: dict[int, SkippedRow] = {}
+    for i, labels in enumerate(messages.labels):
+        missing = [label for label in labels if label not in space]
+        if not missing:
+            continue
+        problem = f"label {missing[0]!r} was never seen in training"
+        if not skip_bad_rows:
+            raise DataError(
+                problem,
+                file=messages.source,
+                row=messages.rows[i],
+                column=messages.label_column,
+                hint="retrain with examples of this label, fix the label, or pass --skip-bad-rows to leave such messages out",
+            )
+        unknown[i] = SkippedRow(messages.source, messages.rows[i], messages.label_column, problem)
+    return messages.drop_rows(set(unknown), unknown) if unknown else messages
+
+
+def evaluate_model(
+    model_dir: str | Path,
+    messages: MessageSet,
+    *,
+    name: str | None = None,
+    skip_bad_rows: bool = False,
+    cost: CostSettings = CostSettings(),
+) -> dict:
+    """Quality and cost of the model saved in ``model_dir`` on annotated ``messages``."""
+    model_dir = Path(model_dir)
+    model = load_model(model_dir)
+    messages = drop_unknown_labels(messages.annotated(), model, skip_bad_rows)
+    proba = predict_proba_batched(model, messages.texts, f"Evaluating {name or model_dir.name}")
+    space = model.label_space
+    result = {
+        "name": name or model_dir.name,
+        "kind": model.kind,
+        "model_dir": str(model_dir),
+        "data": messages.source,
+        "n_messages": len(messages),
+        "multi_label": space.multi_label,
+        "hierarchical": space.hierarchical,
+        **quality_metrics(space, messages.labels, model.predict_label_sets(messages.texts, proba), proba),
+        "thresholds": _thresholds(model),
+        "skipped_rows": len(messages.skipped),
+        "skipped": [{"file": s.file, "row": s.row, "column": s.column, "problem": s.problem} for s in messages.skipped],
+    }
+    if cost.measure:
+        report = measure_cost(
+            model,
+            model_dir,
+            messages.texts,
+            threads=cost.threads,
+            latency_samples=cost.latency_samples,
+            warmup=cost.warmup,
+            batch_size=cost.batch_size,
+            min_messages=cost.min_messages,
+            repeats=cost.repeats,
+        )
+        result.update(report.to_dict())
+    else:
+        result.update(dict.fromkeys(("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb", "size_mb", "threads")))
+        result["n_params"] = model.n_params
+    result["machine"] = machine_info()
+    result["versions"] = package_versions()
+    return result
+
+
+def write_evaluation(result: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _thresholds(model: TextClassifier) -> dict | None:
+    if model.thresholds is None:
+        return None
+    return {
+        "mode": model.threshold_mode,
+        "values": {label: float(t) for label, t in zip(model.label_space.labels, model.thresholds)},
+    }
