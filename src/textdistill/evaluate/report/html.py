@@ -1,0 +1,125 @@
+"""The report as one self-contained HTML page: inline CSS and the plot inlined as ``<svg>``."""
+
+from __future__ import annotations
+
+from html import escape
+
+from textdistill.evaluate.report import tables
+from textdistill.evaluate.report.tables import Table
+
+# No scripts, no network: the page only needs its own inline styles.
+_CSP = "default-src 'none'; style-src 'unsafe-inline'"
+
+_CSS = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; margin: 0; }
+main { max-width: 1120px; margin: 0 auto; padding: 24px 32px 48px; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; }
+h3 { font-size: 1.05em; }
+.lead { color: #59636e; margin-top: 0; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; margin: 0.6em 0; font-variant-numeric: tabular-nums; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e1e4e8; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; font-weight: 600; }
+th.num, td.num { text-align: right; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+td strong { color: #0a5c2b; }
+figure { margin: 1em 0; }
+figure svg { max-width: 100%; height: auto; }
+details { margin: 0.5em 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.3em 0.8em; }
+summary { cursor: pointer; font-weight: 600; }
+.warning { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: 0.5em 0.8em; }
+.muted { color: #59636e; }
+"""
+
+
+def render_table(table: Table, table_id: str | None = None) -> str:
+    """An HTML table with escaped cells; bold cells in ``<strong>``, numeric columns right-aligned."""
+
+    def cell(tag: str, r: int, c: int, text: str) -> str:
+        inner = f"<strong>{escape(text)}</strong>" if (r, c) in table.bold else escape(text)
+        return f'<{tag} class="num">{inner}</{tag}>' if table.numeric[c] else f"<{tag}>{inner}</{tag}>"
+
+    head = "".join(cell("th", -1, c, text) for c, text in enumerate(table.header))
+    body = "\n".join(
+        "<tr>" + "".join(cell("td", r, c, text) for c, text in enumerate(row)) + "</tr>"
+        for r, row in enumerate(table.rows)
+    )
+    id_attr = f' id="{escape(table_id)}"' if table_id else ""
+    return (
+        f'<div class="scroll"><table{id_attr}>\n<thead><tr>{head}</tr></thead>\n'
+        f"<tbody>\n{body}\n</tbody>\n</table></div>"
+    )
+
+
+def _muted(text: str) -> str:
+    return f'<p class="muted">{escape(text)}</p>'
+
+
+def _inline_svg(svg: str) -> str:
+    """The ``<svg>`` element of an SVG document, without its XML prolog, labelled for screen readers."""
+    element = svg[svg.index("<svg") :]
+    return element.replace("<svg", '<svg role="img" aria-label="macro-F1 against ms/message"', 1)
+
+
+def render_html(evaluations: list[dict], *, title: str, svg: str) -> str:
+    """The whole report as one page; ``svg`` is the plot as an SVG document."""
+    out = [f"<h1>{escape(title)}</h1>", f'<p class="lead">{len(evaluations)} model(s) compared.</p>']
+
+    out += ['<section><h2>Models side by side</h2>', render_table(tables.summary_table(evaluations), "summary")]
+    out += [_muted(tables.BEST_NOTE), "</section>"]
+
+    out += ['<section><h2>Quality vs latency</h2>', f"<figure>{_inline_svg(svg)}</figure>"]
+    sentences = tables.dominance_sentences(evaluations)
+    if sentences:
+        out.append("<ul>" + "".join(f"<li>{escape(s)}</li>" for s in sentences) + "</ul>")
+    else:
+        out.append(f"<p>{escape(tables.ALL_ON_FRONT)}</p>")
+    if missing := tables.unplotted(evaluations):
+        out.append(_muted(f"Not plotted (no macro-F1 or latency): {', '.join(missing)}."))
+    out.append("</section>")
+
+    if levels := tables.level_table(evaluations):
+        out += ["<section><h2>Scores per hierarchy level</h2>", render_table(levels), "</section>"]
+
+    out.append("<section><h2>Labels, weakest first</h2>")
+    for i, ev in enumerate(evaluations):
+        labels = tables.weakest_labels(ev)
+        summary = f"{ev['name']} — {len(labels):,} label(s)"
+        if labels:
+            summary += f", weakest: {labels[0].get('label', '')} (F1 {tables.fmt_score(labels[0].get('f1'))})"
+        shown = render_table(tables.label_table(labels)) if labels else _muted(tables.NO_LABELS)
+        out.append(f"<details{' open' if i == 0 else ''}><summary>{escape(summary)}</summary>{shown}</details>")
+    out.append("</section>")
+
+    out.append(f"<section><h2>Most confused label pairs (top {tables.TOP_CONFUSIONS})</h2>")
+    for ev in evaluations:
+        confusions = tables.confusion_table(ev)
+        out.append(f"<h3>{escape(ev['name'])}</h3>")
+        out.append(render_table(confusions) if confusions else _muted(tables.NO_CONFUSIONS))
+    out.append("</section>")
+
+    out += ["<section><h2>Data notes</h2>", render_table(tables.data_table(evaluations))]
+    out += [f'<p class="warning" role="alert">⚠ {escape(w)}</p>' for w in tables.data_warnings(evaluations)]
+    out.append("</section>")
+
+    out += ["<section><h2>Machine &amp; versions</h2>", render_table(tables.machine_table(evaluations))]
+    if versions := tables.versions_table(evaluations):
+        out.append(render_table(versions))
+    out.append("</section>")
+
+    body = "\n".join(out)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{_CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body><main>
+{body}
+</main></body>
+</html>
+"""

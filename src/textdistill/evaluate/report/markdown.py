@@ -1,0 +1,69 @@
+"""The report as Markdown (GitHub-flavoured tables), next to its plot file."""
+
+from __future__ import annotations
+
+import re
+
+from textdistill.evaluate.report import tables
+from textdistill.evaluate.report.tables import Table
+
+_SPECIAL = re.compile(r"([\\`*_\[\]<|])")
+
+
+def escape(text: str) -> str:
+    """Text made literal in Markdown: one line, with characters that start markup or tags backslash-escaped."""
+    return _SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def render_table(table: Table) -> str:
+    """A GitHub-flavoured Markdown table; bold cells wrapped in ``**``."""
+
+    def cell(r: int, c: int, text: str) -> str:
+        return f"**{escape(text)}**" if (r, c) in table.bold else escape(text)
+
+    lines = [
+        "| " + " | ".join(map(escape, table.header)) + " |",
+        "|" + "|".join("---:" if numeric else ":---" for numeric in table.numeric) + "|",
+    ]
+    for r, row in enumerate(table.rows):
+        lines.append("| " + " | ".join(cell(r, c, text) for c, text in enumerate(row)) + " |")
+    return "\n".join(lines)
+
+
+def render_markdown(evaluations: list[dict], *, title: str, plot_file: str) -> str:
+    """The whole report; ``plot_file`` is the plot's path relative to the Markdown file."""
+    out = [f"# {escape(title)}", "", f"{len(evaluations)} model(s) compared.", ""]
+
+    out += ["## Models side by side", "", render_table(tables.summary_table(evaluations)), ""]
+    out += [escape(tables.BEST_NOTE), ""]
+
+    out += ["## Quality vs latency", "", f"![macro-F1 against ms/message]({plot_file})", ""]
+    sentences = tables.dominance_sentences(evaluations)
+    out += [f"- {escape(s)}" for s in sentences] or [tables.ALL_ON_FRONT]
+    if missing := tables.unplotted(evaluations):
+        out += ["", f"Not plotted (no macro-F1 or latency): {escape(', '.join(missing))}."]
+    out.append("")
+
+    if levels := tables.level_table(evaluations):
+        out += ["## Scores per hierarchy level", "", render_table(levels), ""]
+
+    out += [f"## Weakest labels ({tables.MARKDOWN_LABELS} per model; all in report.html)", ""]
+    for ev in evaluations:
+        labels = tables.weakest_labels(ev)
+        shown = render_table(tables.label_table(labels[: tables.MARKDOWN_LABELS])) if labels else tables.NO_LABELS
+        out += [f"### {escape(ev['name'])}", "", shown, ""]
+        if len(labels) > tables.MARKDOWN_LABELS:
+            out += [f"… and {len(labels) - tables.MARKDOWN_LABELS:,} more label(s), see report.html.", ""]
+
+    out += [f"## Most confused label pairs (top {tables.TOP_CONFUSIONS})", ""]
+    for ev in evaluations:
+        confusions = tables.confusion_table(ev)
+        out += [f"### {escape(ev['name'])}", "", render_table(confusions) if confusions else tables.NO_CONFUSIONS, ""]
+
+    out += ["## Data notes", "", render_table(tables.data_table(evaluations)), ""]
+    out += [f"> **Warning:** {escape(w)}\n" for w in tables.data_warnings(evaluations)]
+
+    out += ["## Machine & versions", "", render_table(tables.machine_table(evaluations)), ""]
+    if versions := tables.versions_table(evaluations):
+        out += [render_table(versions), ""]
+    return "\n".join(out)

@@ -1,0 +1,77 @@
+"""The quality-vs-latency scatter plot, as SVG text."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import Counter
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from textdistill.evaluate.report.pareto import dominators, point
+
+POINT_ID = "td-point-{}"  # SVG id of model i's marker group
+# text as <text> (small, selectable), ids stable between runs; model names are plain text, never TeX
+_STYLE = {"svg.fonttype": "none", "svg.hashsalt": "textdistill", "font.size": 9, "text.usetex": False}
+
+
+def render_plot(evaluations: list[dict]) -> str:
+    """Macro-F1 against ms/message (p50, log x) with one labelled point per model and the Pareto front.
+
+    Uses a bare ``Figure`` (no pyplot), so it needs no GUI backend and leaves the global one alone.
+
+    Model ``i``'s marker is drawn inside ``<g id="td-point-i">``. Front models are filled, dominated
+    ones hollow; the front is a step line giving the best macro-F1 reachable within each latency.
+    """
+    with matplotlib.rc_context(_STYLE):
+        fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+        ax = fig.add_subplot()
+        dominated_by = dominators(evaluations)
+        if dominated_by:
+            _draw(ax, evaluations, dominated_by)
+        else:
+            ax.text(0.5, 0.5, "no model has both a macro-F1 and a latency", ha="center", transform=ax.transAxes)
+            ax.set(xticks=[], yticks=[])
+        ax.set_xlabel("ms/message (p50, log scale)")
+        ax.set_ylabel("macro-F1")
+        ax.grid(True, which="both", alpha=0.3)
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
+
+
+def _draw(ax, evaluations: list[dict], dominated_by: dict[int, list[int]]) -> None:
+    points = {i: point(evaluations[i]) for i in dominated_by}
+    xs = [x for x, _ in points.values()]
+    low, high = min(xs) / 1.6, max(xs) * 1.6
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    ax.margins(y=0.12)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    # label minor ticks (2, 3, 5 ...) too when the axis spans too little to show several powers of ten
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if high / low < 30 else ""))
+
+    front = sorted(points[i] for i, by in dominated_by.items() if not by)
+    steps = [*front, (high, front[-1][1])]
+    ax.step([x for x, _ in steps], [y for _, y in steps], where="post", color="C0", alpha=0.6, label="Pareto front")
+    stacked: Counter[tuple[float, float]] = Counter()  # labels already placed at (about) each position
+    for i, (x, y) in points.items():
+        on_front = not dominated_by[i]
+        position = (round(math.log10(x), 2), round(y, 3))
+        ax.scatter(
+            [x],
+            [y],
+            s=46,
+            zorder=3,
+            gid=POINT_ID.format(i),
+            linewidths=1.5,
+            facecolors="C0" if on_front else "white",
+            edgecolors="C0" if on_front else "0.45",
+        )
+        offset = (6, 5 + 11 * stacked[position])
+        stacked[position] += 1
+        name = evaluations[i]["name"]
+        ax.annotate(name, (x, y), xytext=offset, textcoords="offset points", annotation_clip=False, parse_math=False)
+    ax.legend(loc="best")
