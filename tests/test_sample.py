@@ -1,0 +1,156 @@
+"""The built-in sample dataset: deterministic, well-formed, and as hard as promised."""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.preprocessing import MultiLabelBinarizer
+
+from textdistill.data.sample import SampleDataset, write_sample_dataset
+
+FILES = ("train", "test", "unannotated")
+
+
+def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def label_sets(path: Path) -> list[list[str]]:
+    return [row["labels"].split(";") for row in read_rows(path)[1]]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleDataset:
+    return write_sample_dataset(tmp_path_factory.mktemp("sample"))
+
+
+def test_same_seed_same_files_and_no_global_random_state(tmp_path: Path) -> None:
+    random.seed(1)
+    first = write_sample_dataset(tmp_path / "a", seed=7, n_train=200, n_test=50, n_unannotated=50)
+    random.seed(2)
+    second = write_sample_dataset(tmp_path / "b", seed=7, n_train=200, n_test=50, n_unannotated=50)
+    for name in FILES:
+        assert getattr(first, name).read_bytes() == getattr(second, name).read_bytes()
+    assert first.labels == second.labels
+
+
+def test_other_seed_other_messages(tmp_path: Path) -> None:
+    a = write_sample_dataset(tmp_path / "a", seed=0, n_train=200, n_test=50, n_unannotated=50)
+    b = write_sample_dataset(tmp_path / "b", seed=1, n_train=200, n_test=50, n_unannotated=50)
+    bodies_a = {row["body"] for row in read_rows(a.train)[1]}
+    bodies_b = {row["body"] for row in read_rows(b.train)[1]}
+    assert len(bodies_a & bodies_b) < 10
+
+
+def test_files_columns_and_sizes(sample: SampleDataset) -> None:
+    expected = {
+        "train": (["id", "subject", "body", "labels"], 1200),
+        "test": (["id", "subject", "body", "labels"], 400),
+        "unannotated": (["id", "subject", "body"], 800),
+    }
+    for name, (columns, n) in expected.items():
+        path = getattr(sample, name)
+        assert path.name == f"{name}.csv"
+        header, rows = read_rows(path)
+        assert header == columns
+        assert len(rows) == n
+        assert all(row["body"].strip() for row in rows)
+
+
+def test_custom_sizes(tmp_path: Path) -> None:
+    ds = write_sample_dataset(tmp_path, n_train=30, n_test=10, n_unannotated=5)
+    assert [len(read_rows(getattr(ds, name))[1]) for name in FILES] == [30, 10, 5]
+
+
+def test_ids_unique_across_files(sample: SampleDataset) -> None:
+    ids = [row["id"] for name in FILES for row in read_rows(getattr(sample, name))[1]]
+    assert len(ids) == len(set(ids)) == 2400
+    assert all(re.fullmatch(r"msg-\d{6}", i) for i in ids)
+
+
+def test_label_hierarchy(sample: SampleDataset) -> None:
+    assert len(sample.labels) >= 12
+    assert len(set(sample.labels)) == len(sample.labels)
+    paths = [label.split(" > ") for label in sample.labels]
+    assert all(len(path) == 2 and all(part and part == part.strip() for part in path) for path in paths)
+    assert len({parent for parent, _ in paths}) >= 4
+    assert not any(";" in label for label in sample.labels)
+
+
+def test_files_use_exactly_the_declared_labels(sample: SampleDataset) -> None:
+    for name in ("train", "test"):
+        sets = label_sets(getattr(sample, name))
+        assert {label for labels in sets for label in labels} == set(sample.labels)
+        assert all(len(labels) == len(set(labels)) for labels in sets)
+
+
+def test_multi_label_share(sample: SampleDataset) -> None:
+    for name in ("train", "test"):
+        sets = label_sets(getattr(sample, name))
+        share = sum(len(labels) > 1 for labels in sets) / len(sets)
+        assert 0.05 <= share <= 0.25, (name, share)
+
+
+def test_every_label_has_enough_examples(sample: SampleDataset) -> None:
+    for name, minimum in (("train", 30), ("test", 8)):
+        counts = Counter(label for labels in label_sets(getattr(sample, name)) for label in labels)
+        assert min(counts[label] for label in sample.labels) >= minimum, (name, counts)
+
+
+def test_unannotated_has_no_labels(sample: SampleDataset) -> None:
+    header, rows = read_rows(sample.unannotated)
+    assert "labels" not in header
+    assert all(set(row) == {"id", "subject", "body"} for row in rows)
+
+
+def test_emails_carry_quotes_and_signatures(sample: SampleDataset) -> None:
+    bodies = [row["body"] for row in read_rows(sample.train)[1]]
+    kinds = {
+        "gmail quote": lambda b: re.search(r"^On .*\d.*(\n.*)? wrote:$", b, re.MULTILINE) and "\n> " in b,
+        "original message": lambda b: "-----Original Message-----" in b,
+        "outlook header": lambda b: re.search(r"^From: .*\nSent: .*\nTo: .*\nSubject: ", b, re.MULTILINE),
+        "signature delimiter": lambda b: "\n-- \n" in b,
+        "phone footer": lambda b: re.search(r"^(Sent from|Get Outlook)", b, re.MULTILINE),
+    }
+    for kind, present in kinds.items():
+        assert any(present(b) for b in bodies), kind
+    share = sum(any(present(b) for present in kinds.values()) for b in bodies) / len(bodies)
+    assert 0.1 <= share <= 0.35
+
+
+def test_texts_are_varied(sample: SampleDataset) -> None:
+    rows = read_rows(sample.train)[1]
+    bodies = [row["body"] for row in rows]
+    assert len(set(bodies)) > 0.95 * len(bodies)  # only short chats ("cant log in") repeat
+    assert 0 < sum(not row["subject"] for row in rows) < 0.2 * len(rows)
+    assert any(len(b) < 60 for b in bodies) and any(len(b) > 600 for b in bodies)
+    assert any(b == b.lower() and len(b) > 150 for b in bodies)
+
+
+def test_tfidf_baseline_is_good_but_not_perfect(sample: SampleDataset) -> None:
+    def load(path: Path) -> tuple[list[str], list[list[str]]]:
+        rows = read_rows(path)[1]
+        return [row["subject"] + "\n\n" + row["body"] for row in rows], [row["labels"].split(";") for row in rows]
+
+    (train_texts, train_labels), (test_texts, test_labels) = load(sample.train), load(sample.test)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    binarizer = MultiLabelBinarizer()
+    model = OneVsRestClassifier(LogisticRegression(C=10, solver="liblinear"))
+    model.fit(vectorizer.fit_transform(train_texts), binarizer.fit_transform(train_labels))
+    proba = model.predict_proba(vectorizer.transform(test_texts))
+    predicted = (proba >= 0.5).astype(int)
+    predicted[np.arange(len(proba)), proba.argmax(axis=1)] = 1
+    micro_f1 = f1_score(binarizer.transform(test_labels), predicted, average="micro")
+    assert 0.8 <= micro_f1 <= 0.96
