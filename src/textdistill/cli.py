@@ -1,0 +1,332 @@
+"""The ``textdistill`` command: a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from textdistill.data.messages import DataSpec, load_messages, require_two_classes
+from textdistill.data.split import train_validation_split
+from textdistill.errors import TextdistillError
+from textdistill.progress import set_quiet
+
+app = typer.Typer(
+    name="textdistill",
+    help="Distil a big transformer classifier of business messages into a small, fast model, "
+    "and prove it with a side-by-side report.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True, soft_wrap=True)
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+TextColumns = Annotated[
+    list[str] | None,
+    typer.Option("--text-column", help="Text column; repeat to join several (e.g. subject and body). Default: text."),
+]
+IdColumn = Annotated[str | None, typer.Option(help="Column with unique message ids.")]
+LabelColumn = Annotated[str, typer.Option(help="Single-label column.")]
+LabelsColumn = Annotated[str, typer.Option(help="Multi-label column.")]
+LabelSep = Annotated[str, typer.Option(help="Separator between labels in the multi-label column.")]
+MultiLabel = Annotated[
+    bool | None,
+    typer.Option("--multi-label/--single-label", help="Label mode, when the columns alone don't say.", show_default=False),
+]
+AnnotatedColumn = Annotated[
+    str | None, typer.Option(help="Flag column (true/false) that marks which rows are annotated.")
+]
+CleanEmail = Annotated[bool, typer.Option(help="Strip quoted replies and signatures from emails.")]
+SkipBadRows = Annotated[bool, typer.Option(help="Skip bad rows instead of stopping; they are counted and reported.")]
+Encoding = Annotated[str, typer.Option(help="Text encoding of CSV / JSONL files.")]
+Threads = Annotated[int | None, typer.Option(help="CPU threads for prediction (default: all cores).")]
+
+
+def _spec(
+    text_column: list[str] | None,
+    id_column: str | None,
+    label_column: str,
+    labels_column: str,
+    label_sep: str,
+    multi_label: bool | None,
+    annotated_column: str | None,
+    clean_email: bool,
+    skip_bad_rows: bool,
+    encoding: str,
+) -> DataSpec:
+    return DataSpec(
+        text_columns=tuple(text_column or ("text",)),
+        id_column=id_column,
+        label_column=label_column,
+        labels_column=labels_column,
+        label_sep=label_sep,
+        multi_label=multi_label,
+        annotated_column=annotated_column,
+        clean_email=clean_email,
+        skip_bad_rows=skip_bad_rows,
+        encoding=encoding,
+    )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from textdistill import __version__
+
+        typer.echo(f"textdistill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """Distil a big transformer classifier of business messages into a small, fast model,
+    and prove it with a side-by-side report."""
+
+
+def _report_skipped(messages) -> None:
+    if messages.skipped:
+        console.print(f"[yellow]{messages.source}: {len(messages.skipped)} bad rows skipped[/]")
+        for skipped in messages.skipped[:5]:
+            console.print(f"  row {skipped.row}, column {skipped.column!r}: {skipped.problem}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Directory for the sample data and the run.")] = Path("textdistill-demo"),
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run the whole pipeline on a built-in sample of customer-service emails.
+
+    Writes a sample dataset (hierarchical, partly multi-label, with an unannotated pool),
+    trains and evaluates every configured model, and prints where the report is.
+
+    Example: `textdistill demo --out /tmp/demo`
+    """
+    from textdistill.demo import run_demo
+
+    set_quiet(quiet)
+    state = run_demo(out, threads=threads)
+    typer.echo(f"Report: {state.report_html}")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="TOML file: [run], [data], [baseline], [evaluate], [report].")],
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<config name>).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run the configured stages in order (load, split, baseline, evaluate, report).
+
+    Example config:
+
+    ```toml
+    [run]
+    stages = ["load", "split", "baseline", "evaluate", "report"]
+    seed = 0
+
+    [data]
+    train = "train.csv"          # relative to this file
+    test = "test.csv"
+    unannotated = "pool.csv"     # optional
+    text_columns = ["subject", "body"]
+    labels_column = "labels"
+    clean_email = true
+
+    [evaluate]
+    threads = 2
+    ```
+
+    Example: `textdistill run config.toml --out runs/first`
+    """
+    from textdistill.pipeline import Pipeline, RunConfig
+
+    set_quiet(quiet)
+    state = Pipeline(RunConfig.from_toml(config), out or Path("runs") / config.stem, config_path=config).run()
+    if state.report_html:
+        typer.echo(f"Report: {state.report_html}")
+
+
+@app.command()
+def baseline(
+    train: Annotated[Path, typer.Option(help="Annotated messages (CSV, JSONL or Parquet).")],
+    out: Annotated[Path, typer.Option(help="Directory to save the model in.")],
+    validation: Annotated[Path | None, typer.Option(help="Validation file (default: split off train).")] = None,
+    validation_fraction: Annotated[float, typer.Option(help="Share of train held out when no validation file is given.")] = 0.1,
+    threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global or per_label.")] = "global",
+    c: Annotated[float, typer.Option("--C", help="Inverse regularisation strength of the logistic regression.")] = 10.0,
+    seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    label_column: LabelColumn = "label",
+    labels_column: LabelsColumn = "labels",
+    label_sep: LabelSep = ";",
+    multi_label: MultiLabel = None,
+    annotated_column: AnnotatedColumn = None,
+    clean_email: CleanEmail = False,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    quiet: Quiet = False,
+) -> None:
+    """Train the TF-IDF + logistic regression baseline ("the model in production today").
+
+    Example: `textdistill baseline --train train.csv --out models/baseline`
+
+    Example (multi-label emails): `textdistill baseline --train emails.jsonl --text-column subject
+    --text-column body --labels-column tags --threshold-mode per_label --out models/baseline`
+    """
+    from dataclasses import asdict
+
+    from textdistill.models.baseline import BaselineConfig, TfidfBaseline
+    from textdistill.models.manifest import data_fingerprint
+
+    set_quiet(quiet)
+    spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding)
+    messages = load_messages(train, spec).annotated()
+    _report_skipped(messages)
+    require_two_classes(messages)
+    if validation:
+        val_spec = DataSpec(**{**asdict(spec), "multi_label": messages.multi_label})
+        held_out = load_messages(validation, val_spec).annotated()
+        _report_skipped(held_out)
+    else:
+        messages, held_out = train_validation_split(messages, validation_fraction, seed)
+    model = TfidfBaseline(BaselineConfig(C=c)).fit(
+        messages.texts,
+        messages.labels,
+        multi_label=bool(messages.multi_label),
+        hierarchy_sep=spec.hierarchy_sep,
+        validation=(held_out.texts, held_out.labels),
+        threshold_mode=threshold_mode,  # type: ignore[arg-type]
+    )
+    model.save(
+        out,
+        config={"data": {**asdict(spec), "text_columns": list(spec.text_columns)}},
+        training_data={**data_fingerprint(messages.texts, messages.labels, messages.source), "skipped_rows": len(messages.skipped)},
+    )
+    typer.echo(f"Saved baseline ({len(model.label_space)} labels, {len(messages)} training messages) to {out}")
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
+    data: Annotated[Path, typer.Option(help="Annotated test messages.")],
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results (JSON).")],
+    name: Annotated[str | None, typer.Option(help="Model name in the report (default: the directory name).")] = None,
+    threads: Threads = None,
+    cost: Annotated[bool, typer.Option(help="Measure latency, throughput, memory and size (--no-cost: quality only).")] = True,
+    latency_samples: Annotated[int, typer.Option(help="Messages timed one by one for the latency percentiles.")] = 200,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    label_column: Annotated[str | None, typer.Option(help="Single-label column (default: as trained).")] = None,
+    labels_column: Annotated[str | None, typer.Option(help="Multi-label column (default: as trained).")] = None,
+    label_sep: Annotated[str | None, typer.Option(help="Separator between labels (default: as trained).")] = None,
+    clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as trained).", show_default=False)] = None,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    quiet: Quiet = False,
+) -> None:
+    """Measure a model's quality and cost on annotated messages.
+
+    Quality: accuracy, micro/macro precision, recall, F1, per-label scores with average
+    precision. Cost: ms per message at batch 1 (p50, p95), messages/s at batch 256, peak
+    memory of a fresh process, size on disk, parameters.
+
+    The data is read with the column settings the model was trained with, unless given here.
+
+    Example: `textdistill evaluate models/baseline --data test.csv --json eval/baseline.json --threads 2`
+    """
+    from dataclasses import replace
+
+    from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
+    from textdistill.models.manifest import Manifest
+
+    set_quiet(quiet)
+    manifest = Manifest.read(model_dir / "manifest.json")
+    overrides = {
+        "text_columns": tuple(text_column) if text_column else None,
+        "label_column": label_column,
+        "labels_column": labels_column,
+        "label_sep": label_sep,
+        "clean_email": clean_email,
+    }
+    spec = replace(
+        DataSpec.from_dict(manifest.config.get("data", {})),
+        **{k: v for k, v in overrides.items() if v is not None},
+        id_column=id_column,
+        multi_label=manifest.multi_label,
+        annotated_column=None,
+        skip_bad_rows=skip_bad_rows,
+        encoding=encoding,
+    )
+    messages = load_messages(data, spec)
+    _report_skipped(messages)
+    result = evaluate_model(
+        model_dir,
+        messages,
+        name=name,
+        skip_bad_rows=skip_bad_rows,
+        cost=CostSettings(measure=cost, threads=threads, latency_samples=latency_samples),
+    )
+    write_evaluation(result, json_path)
+    accuracy = "—" if result["accuracy"] is None else f"{result['accuracy']:.4f}"
+    typer.echo(
+        f"{result['name']}: accuracy {accuracy}, micro-F1 {result['micro_f1']:.4f}, macro-F1 {result['macro_f1']:.4f}"
+        + (
+            f", {result['latency_ms_p50']:.2f} ms/message, {result['throughput_per_s']:,.0f} messages/s, "
+            f"peak {result['peak_rss_mb']:.0f} MB"
+            if cost
+            else ""
+        )
+        + (f", {result['skipped_rows']} rows skipped" if result["skipped_rows"] else "")
+    )
+    typer.echo(f"Results: {json_path}")
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories or evaluation JSON files.")],
+    out: Annotated[Path, typer.Option(help="Directory for report.md and report.html.")],
+    title: Annotated[str, typer.Option(help="Report title.")] = "textdistill report",
+) -> None:
+    """Build the side-by-side report (Markdown and one self-contained HTML page).
+
+    Example: `textdistill report runs/first eval/teacher.json --out report/`
+    """
+    from textdistill.evaluate.report import build_report, collect_evaluations
+
+    try:
+        evaluations = collect_evaluations(runs)
+    except ValueError as exc:
+        raise TextdistillError(str(exc)) from None
+    files = build_report(evaluations, out, title=title)
+    typer.echo(f"Report: {files.html}\nMarkdown: {files.markdown}")
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option(help="Directory for train.csv, test.csv and unannotated.csv.")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Write the built-in sample dataset of customer-service emails.
+
+    Example: `textdistill sample --out data/`
+    """
+    from textdistill.data.sample import write_sample_dataset
+
+    dataset = write_sample_dataset(out, seed=seed)
+    typer.echo(f"Wrote {dataset.train}, {dataset.test} and {dataset.unannotated} ({len(dataset.labels)} labels)")
+
+
+def main() -> None:
+    """Entry point: people get their error message, not a traceback."""
+    try:
+        app()
+    except TextdistillError as error:
+        console.print(f"[bold red]Error:[/] {error}", highlight=False)
+        sys.exit(2)

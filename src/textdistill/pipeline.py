@@ -1,0 +1,253 @@
+"""``textdistill run CONFIG.toml``: the configured stages, in order, into one run directory.
+
+Run directory layout::
+
+    RUN_DIR/config.toml            the configuration as run
+    RUN_DIR/data/summary.json      message counts, label counts, skipped rows and why
+    RUN_DIR/data/split.json        ids of the train and validation messages
+    RUN_DIR/models/NAME/           every trained model (manifest.json + weights)
+    RUN_DIR/evaluations/NAME.json  quality and cost of every model on the test set
+    RUN_DIR/report/                report.md, report.html, quality_vs_latency.svg
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from textdistill.data.messages import DataSpec, MessageSet, load_messages, require_two_classes
+from textdistill.data.split import train_validation_split
+from textdistill.errors import TextdistillError
+from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
+from textdistill.evaluate.report import build_report, collect_evaluations
+from textdistill.models.baseline import BaselineConfig, TfidfBaseline
+from textdistill.models.manifest import data_fingerprint
+
+STAGE_ORDER = ("load", "split", "baseline", "evaluate", "report")
+_REQUIRES = {"split": "load", "baseline": "split", "evaluate": "load"}
+
+console = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the messages are; paths are relative to the config file."""
+
+    train: Path
+    test: Path
+    unannotated: Path | None = None
+    validation: Path | None = None
+    validation_fraction: float = 0.1
+    spec: DataSpec = field(default_factory=DataSpec)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: DataConfig
+    stages: tuple[str, ...] = STAGE_ORDER
+    seed: int = 0
+    threshold_mode: str = "global"
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    cost: CostSettings = field(default_factory=CostSettings)
+    report_title: str = "textdistill report"
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> RunConfig:
+        path = Path(path)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise TextdistillError(f"{path}: config file not found. Write one (see `textdistill run --help`).") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise TextdistillError(f"{path}: not valid TOML ({exc}).") from None
+        try:
+            return cls.from_dict(raw, base=path.parent)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise TextdistillError(f"{path}: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
+        raw = {section: dict(values) if isinstance(values, dict) else values for section, values in raw.items()}
+        unknown = set(raw) - {"run", "data", "baseline", "evaluate", "report"}
+        if unknown:
+            raise ValueError(f"unknown sections: {', '.join(sorted(unknown))}")
+        run = raw.get("run", {})
+        data = raw.get("data", {})
+        if "train" not in data or "test" not in data:
+            raise ValueError("[data] needs `train` and `test` files")
+        files = {key: base / data.pop(key) for key in ("train", "test", "unannotated", "validation") if key in data}
+        fraction = data.pop("validation_fraction", 0.1)
+        stages = tuple(run.get("stages", STAGE_ORDER))
+        _check_stages(stages)
+        return cls(
+            data=DataConfig(**files, validation_fraction=fraction, spec=DataSpec.from_dict(data)),
+            stages=stages,
+            seed=int(run.get("seed", 0)),
+            threshold_mode=run.get("threshold_mode", "global"),
+            baseline=BaselineConfig.from_dict(raw.get("baseline", {})),
+            cost=CostSettings(**raw.get("evaluate", {})),
+            report_title=raw.get("report", {}).get("title", "textdistill report"),
+        )
+
+
+def _check_stages(stages: tuple[str, ...]) -> None:
+    unknown = [s for s in stages if s not in STAGE_ORDER]
+    if unknown:
+        raise ValueError(f"unknown stages {unknown}; the stages are {list(STAGE_ORDER)}")
+    if list(stages) != sorted(stages, key=STAGE_ORDER.index):
+        raise ValueError(f"stages must run in the order {list(STAGE_ORDER)}")
+    for stage in stages:
+        needed = _REQUIRES.get(stage)
+        if needed and needed not in stages:
+            raise ValueError(f"stage {stage!r} needs stage {needed!r} before it")
+
+
+@dataclass
+class RunState:
+    """What the stages hand on to each other."""
+
+    run_dir: Path
+    train: MessageSet | None = None
+    test: MessageSet | None = None
+    unannotated: MessageSet | None = None
+    validation: MessageSet | None = None
+    report_html: Path | None = None
+
+
+class Pipeline:
+    """Runs the configured stages; each stage is one method named after it."""
+
+    def __init__(self, config: RunConfig, run_dir: str | Path, config_path: Path | None = None) -> None:
+        self.config = config
+        self.state = RunState(Path(run_dir))
+        self.config_path = config_path
+
+    def run(self) -> RunState:
+        self.state.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.config_path is not None:
+            shutil.copyfile(self.config_path, self.state.run_dir / "config.toml")
+        stages: dict[str, Callable[[], None]] = {name: getattr(self, f"stage_{name}") for name in STAGE_ORDER}
+        for name in self.config.stages:
+            console.rule(f"[bold]{name}")
+            stages[name]()
+        return self.state
+
+    # -- stages ----------------------------------------------------------------------------
+    def stage_load(self) -> None:
+        data, spec = self.config.data, self.config.data.spec
+        loaded = load_messages(data.train, spec)
+        self.state.train = loaded.annotated()
+        require_two_classes(self.state.train)
+        # its skipped rows are already counted with the training messages
+        pool = [replace(loaded.unannotated(), skipped=[])] if spec.annotated_column else []
+        if data.unannotated:
+            pool.append(load_messages(data.unannotated, spec, annotated=False))
+        self.state.unannotated = _concat(pool) if pool else None
+        # The test file is read as the training data is: same label mode.
+        test_spec = DataSpec.from_dict({**asdict(spec), "multi_label": loaded.multi_label})
+        self.state.test = load_messages(data.test, test_spec).annotated()
+        if data.validation:
+            self.state.validation = load_messages(data.validation, test_spec).annotated()
+        summary = {
+            name: _summary(messages)
+            for name, messages in (
+                ("train", self.state.train),
+                ("validation", self.state.validation),
+                ("test", self.state.test),
+                ("unannotated", self.state.unannotated),
+            )
+            if messages is not None
+        }
+        _write_json(self.state.run_dir / "data" / "summary.json", summary)
+        for name, info in summary.items():
+            note = f", [yellow]{info['skipped_rows']} bad rows skipped[/]" if info["skipped_rows"] else ""
+            console.print(f"{name}: {info['n_messages']} messages{note}")
+
+    def stage_split(self) -> None:
+        state = self.state
+        if state.validation is None:
+            state.train, state.validation = train_validation_split(
+                state.train, self.config.data.validation_fraction, self.config.seed
+            )
+        _write_json(state.run_dir / "data" / "split.json", {"train": state.train.ids, "validation": state.validation.ids})
+        console.print(f"train: {len(state.train)}, validation: {len(state.validation)}")
+
+    def stage_baseline(self) -> None:
+        train, validation = self.state.train, self.state.validation
+        model = TfidfBaseline(self.config.baseline).fit(
+            train.texts,
+            train.labels,
+            multi_label=bool(train.multi_label),
+            hierarchy_sep=train.hierarchy_sep,
+            validation=(validation.texts, validation.labels),
+            threshold_mode=self.config.threshold_mode,  # type: ignore[arg-type]
+        )
+        directory = model.save(
+            self.state.run_dir / "models" / "baseline",
+            config={"data": _spec_json(self.config.data.spec)},
+            training_data={**data_fingerprint(train.texts, train.labels, train.source), "skipped_rows": len(train.skipped)},
+        )
+        console.print(f"baseline saved to {directory}")
+
+    def stage_evaluate(self) -> None:
+        models = sorted(p.parent for p in (self.state.run_dir / "models").glob("*/manifest.json"))
+        if not models:
+            raise TextdistillError(f"no models under {self.state.run_dir / 'models'} to evaluate: add a training stage.")
+        for model_dir in models:
+            result = evaluate_model(
+                model_dir,
+                self.state.test,
+                name=model_dir.name,
+                skip_bad_rows=self.config.data.spec.skip_bad_rows,
+                cost=self.config.cost,
+            )
+            path = write_evaluation(result, self.state.run_dir / "evaluations" / f"{model_dir.name}.json")
+            accuracy = "—" if result["accuracy"] is None else f"{result['accuracy']:.3f}"
+            console.print(f"{model_dir.name}: accuracy {accuracy}, macro-F1 {result['macro_f1']:.3f} -> {path}")
+
+    def stage_report(self) -> None:
+        evaluations = collect_evaluations([self.state.run_dir])
+        files = build_report(evaluations, self.state.run_dir / "report", title=self.config.report_title)
+        self.state.report_html = files.html
+        console.print(f"report: {files.html}")
+
+
+def _concat(sets: list[MessageSet]) -> MessageSet:
+    first = sets[0]
+    merged = first.subset(range(len(first)))
+    for other in sets[1:]:
+        merged.texts += other.texts
+        merged.ids += other.ids
+        merged.label_sets += other.label_sets
+        merged.rows += other.rows
+        merged.skipped = merged.skipped + other.skipped
+    merged.source = ", ".join(dict.fromkeys(s.source for s in sets))
+    return merged
+
+
+def _summary(messages: MessageSet) -> dict:
+    counts = Counter(label for labels in messages.label_sets if labels for label in labels)
+    return {
+        "source": messages.source,
+        "n_messages": len(messages),
+        "label_counts": dict(sorted(counts.items())),
+        "skipped_rows": len(messages.skipped),
+        "skipped": [asdict(s) for s in messages.skipped],
+    }
+
+
+def _spec_json(spec: DataSpec) -> dict:
+    return {**asdict(spec), "text_columns": list(spec.text_columns)}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
