@@ -15,3 +15,27 @@ def quiet_progress():
 def sample_data(tmp_path_factory):
     """A small copy of the built-in email sample: hierarchical, partly multi-label."""
     return write_sample_dataset(tmp_path_factory.mktemp("sample"), seed=1, n_train=400, n_test=160, n_unannotated=50)
+
+
+TINY_WORDS = (
+    "refund money back charge charged twice card payment invoice order parcel late delivery courier arrived "
+    "password reset login account locked cannot log in where is my the a please help thanks hello hi i want to "
+    "it was not has been broken damaged box item wrong address cancel subscription plan upgrade great service"
+).split()
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory):
+    """A randomly initialised 2-layer, 32-wide BERT with a small WordPiece vocabulary, saved
+    like a pretrained model (config, safetensors, tokenizer), so tests run offline and fast."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(TINY_WORDS)), *[f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"], *"abcdefghijklmnopqrstuvwxyz0123456789.,!?"]
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -93,6 +94,18 @@ def _report_skipped(messages) -> None:
         console.print(f"[yellow]{messages.source}: {len(messages.skipped)} bad rows skipped[/]")
         for skipped in messages.skipped[:5]:
             console.print(f"  row {skipped.row}, column {skipped.column!r}: {skipped.problem}")
+
+
+def _train_and_validation(train: Path, validation: Path | None, fraction: float, seed: int, spec: DataSpec):
+    """Annotated training messages and the validation messages: a file, or a seeded split."""
+    messages = load_messages(train, spec).annotated()
+    _report_skipped(messages)
+    require_two_classes(messages)
+    if validation is None:
+        return train_validation_split(messages, fraction, seed)
+    held_out = load_messages(validation, replace(spec, multi_label=messages.multi_label)).annotated()
+    _report_skipped(held_out)
+    return messages, held_out
 
 
 @app.command()
@@ -187,15 +200,7 @@ def baseline(
 
     set_quiet(quiet)
     spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding)
-    messages = load_messages(train, spec).annotated()
-    _report_skipped(messages)
-    require_two_classes(messages)
-    if validation:
-        val_spec = DataSpec(**{**asdict(spec), "multi_label": messages.multi_label})
-        held_out = load_messages(validation, val_spec).annotated()
-        _report_skipped(held_out)
-    else:
-        messages, held_out = train_validation_split(messages, validation_fraction, seed)
+    messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec)
     model = TfidfBaseline(BaselineConfig(C=c)).fit(
         messages.texts,
         messages.labels,
@@ -210,6 +215,149 @@ def baseline(
         training_data={**data_fingerprint(messages.texts, messages.labels, messages.source), "skipped_rows": len(messages.skipped)},
     )
     typer.echo(f"Saved baseline ({len(model.label_space)} labels, {len(messages)} training messages) to {out}")
+
+
+@app.command()
+def teach(
+    train: Annotated[Path, typer.Option(help="Annotated messages (CSV, JSONL or Parquet).")],
+    out: Annotated[Path, typer.Option(help="Directory to save the teacher in (a checkpoint lives there while training).")],
+    model: Annotated[str, typer.Option(help="Encoder: an alias (mpnet-base, minilm-l6, minilm-l3), a local directory or a hub id.")] = "minilm-l6",
+    method: Annotated[str, typer.Option(help="full | freeze:K | bitfit | adapter[:SIZE] | lora[:RANK] | head")] = "full",
+    validation: Annotated[Path | None, typer.Option(help="Validation file (default: split off train).")] = None,
+    validation_fraction: Annotated[float, typer.Option(help="Share of train held out when no validation file is given.")] = 0.1,
+    epochs: Annotated[int, typer.Option(help="Training epochs (early stopping may end sooner).")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Messages per training step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Learning rate of the encoder.")] = 5e-5,
+    head_lr: Annotated[float, typer.Option(help="Learning rate of the classification head.")] = 2e-3,
+    max_length: Annotated[int, typer.Option(help="Tokens per message; longer ones keep their head and tail.")] = 128,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the initialisation and the batch order.")] = 0,
+    threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global or per_label.")] = "global",
+    patience: Annotated[int, typer.Option(help="Epochs without a better validation score before stopping.")] = 2,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    label_column: LabelColumn = "label",
+    labels_column: LabelsColumn = "labels",
+    label_sep: LabelSep = ";",
+    multi_label: MultiLabel = None,
+    annotated_column: AnnotatedColumn = None,
+    clean_email: CleanEmail = False,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    quiet: Quiet = False,
+) -> None:
+    """Fine-tune a pretrained encoder as the teacher, fully or parameter-efficiently.
+
+    Methods: `full` fine-tuning; `freeze:K` (embeddings and the bottom K layers frozen);
+    `bitfit` (biases and head); `adapter` (Houlsby bottleneck adapters); `lora` (via peft);
+    `head` (encoder frozen, logistic-regression head on its features). Every method starts
+    from a linear-probe head. Uses CUDA (with bf16) when present, else the CPU.
+
+    Interrupted? Run the same command again: it resumes from the checkpoint in --out.
+
+    Example: `textdistill teach --train train.csv --model minilm-l6 --method full --epochs 3 --out models/teacher`
+
+    Example: `textdistill teach --train train.csv --model mpnet-base --method lora:16 --out models/teacher-lora`
+    """
+    import shutil
+    from dataclasses import asdict
+
+    from textdistill.models.manifest import data_fingerprint
+    from textdistill.models.transformer import EncoderConfig, TransformerClassifier
+    from textdistill.training.arguments import TrainingArguments
+    from textdistill.training.compare import compare_with_baseline
+    from textdistill.tuning import parse_method
+
+    set_quiet(quiet)
+    try:
+        parse_method(method)
+    except ValueError as exc:
+        raise TextdistillError(str(exc)) from None
+    spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding)
+    messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec)
+    arguments = TrainingArguments(
+        epochs=epochs, batch_size=batch_size, learning_rate=lr, head_learning_rate=head_lr, seed=seed, early_stopping_patience=patience
+    )
+    teacher = TransformerClassifier(
+        EncoderConfig(model=model, method=method, max_length=max_length), training=arguments, checkpoint_dir=out / "checkpoint"
+    )
+    teacher.fit(
+        messages.texts,
+        messages.labels,
+        multi_label=bool(messages.multi_label),
+        hierarchy_sep=spec.hierarchy_sep,
+        validation=(held_out.texts, held_out.labels),
+        threshold_mode=threshold_mode,  # type: ignore[arg-type]
+    )
+    comparison = compare_with_baseline(teacher, (messages.texts, messages.labels), (held_out.texts, held_out.labels))
+    teacher.save(
+        out,
+        config={"data": {**asdict(spec), "text_columns": list(spec.text_columns)}},
+        training_data={**data_fingerprint(messages.texts, messages.labels, messages.source), "skipped_rows": len(messages.skipped)},
+        metrics={"validation": comparison},
+    )
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    typer.echo(
+        f"Saved teacher ({method}, {teacher.trainable_params:,} of {teacher.n_params:,} parameters trained) to {out}"
+    )
+
+
+@app.command()
+def label(
+    teacher: Annotated[Path, typer.Option(help="A saved teacher (or any saved model) directory.")],
+    texts: Annotated[Path, typer.Option(help="Unannotated messages (CSV, JSONL or Parquet); label columns are ignored.")],
+    out: Annotated[Path, typer.Option(help="Transfer-set directory (manifest.json + Parquet shards).")],
+    augment: Annotated[str | None, typer.Option(help="Augmentation methods, comma-separated: mask, pos, ngram (Tang et al. 2019).")] = None,
+    augment_factor: Annotated[int, typer.Option(help="Augmented texts made per message.")] = 1,
+    min_confidence: Annotated[float | None, typer.Option(help="Keep only messages whose top probability is at least this.")] = None,
+    max_entropy: Annotated[float | None, typer.Option(help="Keep only messages whose normalised entropy is at most this.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="Store only the k largest logits per message (many labels).")] = None,
+    shard_size: Annotated[int, typer.Option(help="Messages per Parquet shard (the unit of resumption).")] = 1024,
+    seed: Annotated[int, typer.Option(help="Seed of the augmentation.")] = 0,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as the teacher was trained).", show_default=False)] = None,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    quiet: Quiet = False,
+) -> None:
+    """Score unannotated messages with the teacher: the soft-target transfer set.
+
+    Stores each message's text, id and the teacher's logits. Interrupted? Run the same
+    command again: finished shards are kept and the rest is scored.
+
+    Example: `textdistill label --teacher models/teacher --texts pool.csv --out transfer/`
+
+    Example: `textdistill label --teacher models/teacher --texts pool.csv --augment mask,pos,ngram --augment-factor 4 --out transfer/`
+    """
+    from textdistill.transfer import AugmentConfig, label_messages
+
+    set_quiet(quiet)
+    spec = _spec_as_trained(teacher, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
+    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = load_messages(texts, spec, annotated=False)
+    _report_skipped(messages)
+    config = None
+    if augment:
+        methods = tuple(m.strip() for m in augment.split(",") if m.strip())
+        config = AugmentConfig(methods=methods, factor=augment_factor, seed=seed)
+    transfer = label_messages(
+        teacher, messages, out, augment=config, shard_size=shard_size, min_confidence=min_confidence, max_entropy=max_entropy, top_k=top_k
+    )
+    counts = transfer.manifest["counts"]
+    typer.echo(
+        f"Transfer set: {counts['written']:,} messages ({counts['originals']:,} original, {counts['augmented']:,} augmented, "
+        f"{counts['filtered_out_total']:,} filtered out) in {out}"
+    )
+
+
+def _spec_as_trained(model_dir: Path, **overrides) -> DataSpec:
+    """The data settings a model was trained with, with ``overrides`` that are not None."""
+    from textdistill.models.manifest import Manifest
+
+    manifest = Manifest.read(model_dir / "manifest.json")
+    keys = {"text_column": "text_columns"}
+    changes = {keys.get(k, k): v for k, v in overrides.items() if v is not None}
+    return replace(DataSpec.from_dict(manifest.config.get("data", {})), multi_label=manifest.multi_label, **changes)
 
 
 @app.command()
@@ -241,29 +389,18 @@ def evaluate(
 
     Example: `textdistill evaluate models/baseline --data test.csv --json eval/baseline.json --threads 2`
     """
-    from dataclasses import replace
-
     from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
-    from textdistill.models.manifest import Manifest
 
     set_quiet(quiet)
-    manifest = Manifest.read(model_dir / "manifest.json")
-    overrides = {
-        "text_columns": tuple(text_column) if text_column else None,
-        "label_column": label_column,
-        "labels_column": labels_column,
-        "label_sep": label_sep,
-        "clean_email": clean_email,
-    }
-    spec = replace(
-        DataSpec.from_dict(manifest.config.get("data", {})),
-        **{k: v for k, v in overrides.items() if v is not None},
-        id_column=id_column,
-        multi_label=manifest.multi_label,
-        annotated_column=None,
-        skip_bad_rows=skip_bad_rows,
-        encoding=encoding,
+    spec = _spec_as_trained(
+        model_dir,
+        text_column=tuple(text_column) if text_column else None,
+        label_column=label_column,
+        labels_column=labels_column,
+        label_sep=label_sep,
+        clean_email=clean_email,
     )
+    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
     messages = load_messages(data, spec)
     _report_skipped(messages)
     result = evaluate_model(

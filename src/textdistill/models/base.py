@@ -26,7 +26,7 @@ MANIFEST_FILE = "manifest.json"
 _REGISTRY: dict[str, type[TextClassifier]] = {}
 # Built-in kinds are imported only when a model of that kind is loaded, so that loading a
 # small model does not pay for the libraries of every other kind.
-_BUILT_IN = {"baseline": "textdistill.models.baseline"}
+_BUILT_IN = {"baseline": "textdistill.models.baseline", "transformer": "textdistill.models.transformer"}
 
 
 def register_model(kind: str):
@@ -78,7 +78,7 @@ class TextClassifier(ABC):
                 f"the training data has a single class ({self.label_space.labels[0]!r}); "
                 "a classifier needs at least two. Add messages of other labels."
             )
-        self._fit(list(texts), label_sets)
+        self._fit(list(texts), label_sets, validation)
         self.threshold_mode = threshold_mode
         if multi_label:
             self.thresholds = np.full(len(self.label_space), 0.5)
@@ -89,9 +89,19 @@ class TextClassifier(ABC):
         return self
 
     @abstractmethod
-    def _fit(self, texts: list[str], label_sets: Sequence[Sequence[str]]) -> None: ...
+    def _fit(
+        self,
+        texts: list[str],
+        label_sets: Sequence[Sequence[str]],
+        validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None,
+    ) -> None:
+        """Learn the weights; ``validation`` is there for models that stop early on it."""
 
     # -- prediction ------------------------------------------------------------------------
+    @abstractmethod
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, L) logits: what a teacher hands on to students as soft targets."""
+
     @abstractmethod
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """(n, L) probabilities: softmax rows for single-label, per-label sigmoids for multi-label."""
@@ -129,8 +139,15 @@ class TextClassifier(ABC):
         """Number of learned parameters."""
 
     # -- persistence -----------------------------------------------------------------------
-    def save(self, directory: str | Path, *, config: dict[str, Any], training_data: dict[str, Any]) -> Path:
-        """Write weights and ``manifest.json`` to ``directory``."""
+    def save(
+        self,
+        directory: str | Path,
+        *,
+        config: dict[str, Any],
+        training_data: dict[str, Any],
+        metrics: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write weights and ``manifest.json`` (with ``metrics`` when known) to ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         space = self._space()
@@ -143,7 +160,7 @@ class TextClassifier(ABC):
             config=config,
             training_data=training_data,
             n_params=self.n_params,
-            metrics=self.manifest.metrics if self.manifest else None,
+            metrics=metrics if metrics is not None else (self.manifest.metrics if self.manifest else None),
         )
         self.manifest.write(directory / MANIFEST_FILE)
         return directory

@@ -70,7 +70,7 @@ class TfidfBaseline(TextClassifier):
     def _features(self, texts: Sequence[str]) -> sp.csr_matrix:
         return sp.hstack([v.transform(texts) for v in self._vectorizers.values()], format="csr")
 
-    def _fit(self, texts: list[str], label_sets: Sequence[Sequence[str]]) -> None:
+    def _fit(self, texts: list[str], label_sets: Sequence[Sequence[str]], validation=None) -> None:
         for vectorizer in self._vectorizers.values():
             vectorizer.fit(texts)
         x = self._features(texts)
@@ -106,9 +106,9 @@ class TfidfBaseline(TextClassifier):
     def n_params(self) -> int:
         return 0 if self._weights is None else int(self._weights.size + self._bias.size)
 
-    def save(self, directory: str | Path, *, config: dict | None = None, training_data: dict | None = None) -> Path:
+    def save(self, directory: str | Path, *, config: dict | None = None, training_data: dict | None = None, metrics: dict | None = None) -> Path:
         config = {"baseline": asdict(self.config), **(config or {})}
-        return super().save(directory, config=config, training_data=training_data or {})
+        return super().save(directory, config=config, training_data=training_data or {}, metrics=metrics)
 
     def _save_weights(self, directory: Path) -> None:
         tensors = {"weights": self._weights, "bias": self._bias}

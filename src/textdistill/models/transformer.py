@@ -1,0 +1,219 @@
+"""A pretrained encoder with a classification head: the teacher (and, later, transformer students).
+
+Mean pooling over the attention mask (how sentence encoders such as MiniLM and MPNet were
+trained), dropout, one linear layer. Long messages keep their head and tail tokens (Sun et
+al. 2019: the start and the end of a long text carry most of its label). Prediction sorts
+messages by length and pads per batch.
+
+Saved as ``encoder/`` (``save_pretrained`` safetensors + tokenizer), ``head.safetensors`` and,
+for adapter-tuned teachers, ``adapters.safetensors``; LoRA is merged into the encoder first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
+
+from textdistill.models.base import TextClassifier, register_model
+from textdistill.models.encoder_config import EncoderConfig
+from textdistill.models.manifest import Manifest
+from textdistill.training.arguments import TrainingArguments
+from textdistill.tuning import TuningMethod, count_parameters, parse_method, prepare_encoder
+from textdistill.tuning.adapters import adapter_state_dict, load_adapter_state_dict
+from textdistill.tuning.lora import merge_lora
+
+ENCODER_DIR = "encoder"
+HEAD_FILE = "head.safetensors"
+ADAPTERS_FILE = "adapters.safetensors"
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def head_tail_ids(ids: list[int], budget: int, head_fraction: float) -> list[int]:
+    """Keep ``budget`` token ids: the first ``head_fraction`` of them and the rest from the end."""
+    if len(ids) <= budget:
+        return ids
+    head = int(round(budget * head_fraction))
+    return ids[:head] + ids[len(ids) - (budget - head) :]
+
+
+class EncoderNetwork(nn.Module):
+    """Encoder -> mean pooling -> dropout -> linear head."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, n_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, n_labels)
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.pool(input_ids, attention_mask)))
+
+
+@register_model("transformer")
+class TransformerClassifier(TextClassifier):
+    """A fine-tuned encoder classifier. Train it with :class:`textdistill.training.FineTuner`."""
+
+    def __init__(
+        self,
+        config: EncoderConfig | None = None,
+        *,
+        training: TrainingArguments | None = None,
+        checkpoint_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or EncoderConfig()
+        self.training = training or TrainingArguments()
+        self.checkpoint_dir = checkpoint_dir
+        self.device = pick_device(self.training.device)
+        self.history: list[dict] = []
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.network: EncoderNetwork | None = None
+        self.method: TuningMethod = parse_method(self.config.method)
+
+    # -- building --------------------------------------------------------------------------
+    def build(self, source: str, n_labels: int) -> None:
+        """Load the pretrained encoder and tokenizer from ``source`` (a resolved directory or hub
+        id), apply the tuning method, and add a fresh head."""
+        hf_logging.disable_progress_bar()  # one bar per weight file is noise; our own bars show progress
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        encoder = AutoModel.from_pretrained(source)
+        self.network = EncoderNetwork(prepare_encoder(encoder, self.method), encoder.config.hidden_size, n_labels, self.config.dropout)
+        self.network.to(self.device)
+
+    def _fit(self, texts: list[str], label_sets: Sequence[Sequence[str]], validation=None) -> None:
+        from textdistill.training.finetune import FineTuner
+
+        self.history = FineTuner(self.training, self.checkpoint_dir).train(self, texts, label_sets, validation)
+
+    # -- tokenising and predicting ---------------------------------------------------------
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids with special tokens, long messages cut to their head and tail."""
+        tokenizer = self._tokenizer()
+        prefix, suffix = self._special_tokens()
+        budget = self.config.max_length - prefix - suffix
+        encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        return [
+            ids if len(ids) <= self.config.max_length
+            else ids[:prefix] + head_tail_ids(ids[prefix : len(ids) - suffix], budget, self.config.head_fraction) + ids[len(ids) - suffix :]
+            for ids in encoded
+        ]
+
+    def _special_tokens(self) -> tuple[int, int]:
+        """How many special tokens the tokenizer puts before and after a message ([CLS] ... [SEP])."""
+        tokenizer = self._tokenizer()
+        bare = tokenizer("hello", add_special_tokens=False)["input_ids"]
+        full = tokenizer("hello", add_special_tokens=True)["input_ids"]
+        for start in range(len(full) - len(bare) + 1):
+            if full[start : start + len(bare)] == bare:
+                return start, len(full) - start - len(bare)
+        raise ValueError(f"cannot locate the special tokens of {type(tokenizer).__name__}")
+
+    def collate(self, ids: Sequence[list[int]]) -> dict[str, torch.Tensor]:
+        """Pad a batch of token ids to its longest message."""
+        longest = max(len(i) for i in ids)
+        input_ids = torch.full((len(ids), longest), self._tokenizer().pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(ids), longest), dtype=torch.long)
+        for row, seq in enumerate(ids):
+            input_ids[row, : len(seq)] = torch.tensor(seq)
+            attention_mask[row, : len(seq)] = 1
+        return {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
+
+    def encode_batch(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.collate(self.token_ids(texts))
+
+    @torch.inference_mode()
+    def decision_function(self, texts: Sequence[str]) -> np.ndarray:
+        """Logits (n, L), computed in length-sorted batches."""
+        network = self._network()
+        network.eval()
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        logits = np.empty((len(texts), len(self._space())), dtype=np.float32)
+        size = self.config.predict_batch_size
+        for start in range(0, len(texts), size):
+            rows = order[start : start + size]
+            batch = self.encode_batch([texts[i] for i in rows])
+            logits[rows] = network(**batch).float().cpu().numpy()
+        return logits
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        logits = torch.from_numpy(self.decision_function(texts))
+        return (torch.sigmoid(logits) if self._space().multi_label else torch.softmax(logits, dim=1)).numpy()
+
+    @property
+    def n_params(self) -> int:
+        return count_parameters(self._network())[1]
+
+    @property
+    def trainable_params(self) -> int:
+        return count_parameters(self._network())[0]
+
+    # -- persistence -----------------------------------------------------------------------
+    def save(self, directory: str | Path, *, config: dict | None = None, training_data: dict | None = None, metrics: dict | None = None) -> Path:
+        trainable, total = count_parameters(self._network())
+        config = {
+            "encoder": asdict(self.config),
+            "method": self.config.method,
+            "trainable_params": trainable,
+            "total_params": total,
+            "training": {"arguments": self.training.to_dict(), "history": self.history},
+            **(config or {}),
+        }
+        return super().save(directory, config=config, training_data=training_data or {}, metrics=metrics)
+
+    def _save_weights(self, directory: Path) -> None:
+        network = self._network()
+        encoder = network.encoder
+        if self.method.name == "adapter":
+            save_file({k: v.contiguous() for k, v in adapter_state_dict(encoder).items()}, str(directory / ADAPTERS_FILE))
+            encoder = encoder.encoder  # the base model; its trained LayerNorms are in the adapter file too
+        elif self.method.name == "lora":
+            encoder = merge_lora(encoder)
+            network.encoder = encoder
+            self.method = parse_method("full")
+        encoder.save_pretrained(directory / ENCODER_DIR, safe_serialization=True)
+        self.tokenizer.save_pretrained(directory / ENCODER_DIR)
+        save_file({"weight": network.head.weight.detach().contiguous(), "bias": network.head.bias.detach().contiguous()}, str(directory / HEAD_FILE))
+
+    @classmethod
+    def _load_weights(cls, directory: Path, manifest: Manifest) -> Self:
+        config = EncoderConfig.from_dict(manifest.config.get("encoder", {}))
+        # A LoRA teacher was merged into its encoder when saved: it loads as a plain encoder.
+        method = config.method if not config.method.startswith("lora") else "full"
+        model = cls(EncoderConfig.from_dict({**asdict(config), "method": method}))
+        model.build(str(directory / ENCODER_DIR), len(manifest.labels))
+        head = load_file(str(directory / HEAD_FILE))
+        model.network.head.load_state_dict(head)
+        if model.method.name == "adapter":
+            load_adapter_state_dict(model.network.encoder, load_file(str(directory / ADAPTERS_FILE)))
+        model.network.to(model.device)
+        return model
+
+    def _tokenizer(self) -> PreTrainedTokenizerBase:
+        if self.tokenizer is None:
+            raise RuntimeError("the classifier has no tokenizer yet: call build(), fit() or load() first")
+        return self.tokenizer
+
+    def _network(self) -> EncoderNetwork:
+        if self.network is None:
+            raise RuntimeError("the classifier has no network yet: call build(), fit() or load() first")
+        return self.network

@@ -1,0 +1,212 @@
+"""Fine-tuning a :class:`TransformerClassifier`: warm start, schedule, early stopping, resume.
+
+Each epoch's batch order follows from (seed, epoch) alone, so a run that is interrupted and
+started again replays the same order and skips the batches it has already trained on; the
+checkpoint holds the trainable weights, optimizer, scheduler and RNG state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+from transformers import get_linear_schedule_with_warmup
+
+from textdistill.models.manifest import data_fingerprint
+from textdistill.models.resolve import resolve_model
+from textdistill.progress import track
+from textdistill.training.arguments import TrainingArguments
+from textdistill.training.probe import fit_linear_probe
+
+console = Console(stderr=True, soft_wrap=True)
+STATE_FILE = "state.pt"
+META_FILE = "meta.json"
+MEGA_BATCHES = 50  # batches whose messages are sorted by length together (less padding)
+
+
+def batch_order(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Shuffled batches of similar-length messages, the same for the same (seed, epoch)."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    lengths = np.asarray(lengths)
+    batches = []
+    span = batch_size * MEGA_BATCHES
+    for start in range(0, len(order), span):
+        chunk = order[start : start + span]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def trainable_state(network: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in network.named_parameters() if p.requires_grad}
+
+
+class FineTuner:
+    """Trains a TransformerClassifier; subclass and override ``loss`` to distil."""
+
+    def __init__(self, args: TrainingArguments | None = None, checkpoint_dir: str | Path | None = None) -> None:
+        self.args = args or TrainingArguments()
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self.history: list[dict] = []
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
+        if multi_label:
+            return nn.functional.binary_cross_entropy_with_logits(logits, targets)
+        return nn.functional.cross_entropy(logits, targets)
+
+    def train(
+        self,
+        model,
+        texts: Sequence[str],
+        label_sets: Sequence[Sequence[str]],
+        validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None = None,
+    ) -> list[dict]:
+        args, space = self.args, model.label_space
+        torch.manual_seed(args.seed)
+        model.build(resolve_model(model.config.model), len(space))
+        network = model.network
+        multi = space.multi_label
+        targets = torch.as_tensor(space.encode(label_sets), dtype=torch.float32) if multi else torch.as_tensor(space.encode_single(label_sets))
+
+        state = self._load_checkpoint(model, texts, label_sets)
+        if state is None and args.linear_probe:
+            probe = fit_linear_probe(model, texts, label_sets, validation, args.probe_C)
+            console.print(f"linear probe: C={probe['probe_C']}, validation score {probe['probe_validation_score']}")
+            self.history.append({"epoch": 0, **probe})
+        if model.method.name == "head" or args.epochs == 0:
+            return self.history
+
+        token_ids = model.token_ids(texts)
+        lengths = [len(ids) for ids in token_ids]
+        steps_per_epoch = math.ceil(len(texts) / args.batch_size)
+        optimizer = self._optimizer(network)
+        total = steps_per_epoch * args.epochs
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(total * args.warmup_ratio), total)
+        # The warm-started model is the score to beat: fine-tuning that only hurts is undone.
+        step, best_score, best_state, stale = 0, -1.0, None, 0
+        if state is None and validation is not None:
+            best_score, best_state = validation_score(model, validation), trainable_state(network)
+        if state is not None:
+            network.load_state_dict(state["network"], strict=False)
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+            step, best_score, stale = state["step"], state["best_score"], state["stale"]
+            best_state = state.get("best_state")
+            self.history = json.loads(state["history"])
+            console.print(f"resuming from step {step} of {total}")
+
+        use_amp = args.mixed_precision and model.device.type == "cuda"
+        for epoch in range(step // steps_per_epoch, args.epochs):
+            network.train()
+            started, losses = time.perf_counter(), []
+            batches = batch_order(lengths, args.batch_size, args.seed, epoch)
+            done = step - epoch * steps_per_epoch
+            for rows in track(batches[done:], f"Epoch {epoch + 1}/{args.epochs}", total=len(batches) - done):
+                batch = model.collate([token_ids[i] for i in rows])
+                with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    logits = network(**batch)
+                loss = self.loss(logits.float(), targets[rows].to(model.device), multi)
+                loss.backward()
+                nn.utils.clip_grad_norm_(network.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+                step += 1
+                if step % args.checkpoint_every == 0:
+                    self._save_checkpoint(model, texts, label_sets, optimizer, scheduler, step, best_score, best_state, stale)
+            record = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None, "seconds": time.perf_counter() - started}
+            if validation is not None:
+                record["validation_score"] = score = validation_score(model, validation)
+                if score > best_score:
+                    best_score, best_state, stale = score, trainable_state(network), 0
+                else:
+                    stale += 1
+            self.history.append(record)
+            console.print(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
+            self._save_checkpoint(model, texts, label_sets, optimizer, scheduler, step, best_score, best_state, stale)
+            if validation is not None and stale >= args.early_stopping_patience:
+                console.print(f"early stopping: no better validation score for {stale} epochs")
+                break
+        if best_state is not None:
+            network.load_state_dict(best_state, strict=False)
+        return self.history
+
+    def _optimizer(self, network: nn.Module) -> torch.optim.Optimizer:
+        """AdamW; the head has its own learning rate; no weight decay on biases and norms."""
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for name, parameter in network.named_parameters():
+            if parameter.requires_grad:
+                is_head = name.startswith("head.")
+                no_decay = parameter.ndim < 2
+                groups.setdefault((is_head, no_decay), []).append(parameter)
+        args = self.args
+        return torch.optim.AdamW(
+            [
+                {
+                    "params": params,
+                    "lr": args.head_learning_rate if is_head else args.learning_rate,
+                    "weight_decay": 0.0 if no_decay else args.weight_decay,
+                }
+                for (is_head, no_decay), params in groups.items()
+            ]
+        )
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _fingerprint(self, model, texts, label_sets) -> dict:
+        return {
+            "args": {k: v for k, v in self.args.to_dict().items() if k not in ("checkpoint_every", "device")},
+            "encoder": {"model": model.config.model, "method": model.config.method, "max_length": model.config.max_length},
+            "data": data_fingerprint(texts, label_sets, None)["sha256"],
+            "labels": list(model.label_space.labels),
+        }
+
+    def _save_checkpoint(self, model, texts, label_sets, optimizer, scheduler, step, best_score, best_state, stale) -> None:
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "network": trainable_state(model.network),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
+            "step": step,
+            "best_score": best_score,
+            "best_state": best_state,
+            "stale": stale,
+            "history": json.dumps(self.history),
+        }
+        tmp = self.checkpoint_dir / (STATE_FILE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_dir / STATE_FILE)
+        (self.checkpoint_dir / META_FILE).write_text(json.dumps(self._fingerprint(model, texts, label_sets)), encoding="utf-8")
+
+    def _load_checkpoint(self, model, texts, label_sets) -> dict | None:
+        if self.checkpoint_dir is None or not (self.checkpoint_dir / STATE_FILE).exists():
+            return None
+        meta = json.loads((self.checkpoint_dir / META_FILE).read_text(encoding="utf-8"))
+        if meta != self._fingerprint(model, texts, label_sets):
+            console.print(f"[yellow]ignoring the checkpoint in {self.checkpoint_dir}: it is from a different run (other data or settings)[/]")
+            return None
+        # Our own checkpoint: tensors and plain containers only, loaded without unpickling code.
+        return torch.load(self.checkpoint_dir / STATE_FILE, weights_only=True)
+
+
+def validation_score(model, validation: tuple[Sequence[str], Sequence[Sequence[str]]]) -> float:
+    """Accuracy (single-label) or micro-F1 at 0.5 (multi-label) on validation data."""
+    space = model.label_space
+    proba = model.predict_proba(list(validation[0]))
+    if not space.multi_label:
+        return float((proba.argmax(1) == space.encode_single(validation[1])).mean())
+    y, pred = space.encode(validation[1]).astype(bool), proba >= 0.5
+    tp = (pred & y).sum()
+    return float(2 * tp / max(pred.sum() + y.sum(), 1))
