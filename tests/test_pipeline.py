@@ -84,3 +84,33 @@ def test_config_errors_are_explained(sample_data, tmp_path):
     path.write_text("[data\n")
     with pytest.raises(TextdistillError, match="not valid TOML"):
         RunConfig.from_toml(path)
+
+
+def test_teacher_and_transfer_stages(sample_data, tiny_encoder_dir, tmp_path):
+    config_path = write_config(
+        tmp_path,
+        sample_data,
+        teacher=f'model = "{tiny_encoder_dir}"\nmethod = "bitfit"\nepochs = 1\nbatch_size = 16\nmax_length = 32',
+        transfer='augment = ["mask"]\naugment_factor = 1',
+    )
+    text = config_path.read_text().replace("seed = 0", 'seed = 0\nstages = ["load", "split", "baseline", "teach", "label", "evaluate", "report"]')
+    config_path.write_text(text)
+    Pipeline(RunConfig.from_toml(config_path), tmp_path / "run").run()
+    run = tmp_path / "run"
+    teacher = json.loads((run / "models" / "teacher" / "manifest.json").read_text())
+    assert teacher["kind"] == "transformer" and teacher["config"]["method"] == "bitfit"
+    assert "teacher_is_better" in teacher["metrics"]["validation"]
+    transfer = json.loads((run / "transfer" / "manifest.json").read_text())
+    # train split + unannotated pool, plus one masked copy of each (minus exact duplicates)
+    n_train = len(json.loads((run / "data" / "split.json").read_text())["train"])
+    assert transfer["finished"] and transfer["counts"]["originals"] == n_train + 50
+    assert transfer["counts"]["augmented"] > 0
+    assert sorted(p.stem for p in (run / "evaluations").glob("*.json")) == ["baseline", "teacher"]
+    assert "teacher" in (run / "report" / "report.md").read_text()
+    assert not (run / "models" / "teacher" / "checkpoint").exists()
+
+
+def test_teacher_options_are_checked(sample_data, tmp_path):
+    path = write_config(tmp_path, sample_data, teacher='model = "minilm-l6"\nepochz = 3')
+    with pytest.raises(TextdistillError, match="unknown EncoderConfig options: epochz"):
+        RunConfig.from_toml(path)

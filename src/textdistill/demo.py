@@ -10,7 +10,7 @@ from textdistill.pipeline import Pipeline, RunConfig, RunState
 DEMO_CONFIG = """\
 # The demo's pipeline: edit and rerun with `textdistill run {path}`
 [run]
-stages = ["load", "split", "baseline", "evaluate", "report"]
+stages = ["load", "split", "baseline", "teach", "label", "evaluate", "report"]
 seed = 0
 
 [data]
@@ -23,8 +23,21 @@ id_column = "id"
 labels_column = "labels"
 clean_email = true
 
+[teacher]
+# the small packaged MiniLM-L6, so the demo stays within a few minutes on 2 CPU cores
+model = "minilm-l6"
+method = "full"
+epochs = 1
+batch_size = 16
+max_length = 128
+
+[transfer]
+augment = ["mask", "ngram"]
+augment_factor = 1
+
 [evaluate]
-{threads}latency_samples = 200
+{threads}latency_samples = 100
+min_messages = 512
 
 [report]
 title = "textdistill demo: customer-service emails"

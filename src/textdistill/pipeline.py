@@ -5,7 +5,8 @@ Run directory layout::
     RUN_DIR/config.toml            the configuration as run
     RUN_DIR/data/summary.json      message counts, label counts, skipped rows and why
     RUN_DIR/data/split.json        ids of the train and validation messages
-    RUN_DIR/models/NAME/           every trained model (manifest.json + weights)
+    RUN_DIR/models/NAME/           every trained model (manifest.json + weights): baseline, teacher
+    RUN_DIR/transfer/              the teacher's logits on train + unannotated (+ augmented) messages
     RUN_DIR/evaluations/NAME.json  quality and cost of every model on the test set
     RUN_DIR/report/                report.md, report.html, quality_vs_latency.svg
 """
@@ -30,9 +31,11 @@ from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_
 from textdistill.evaluate.report import build_report, collect_evaluations
 from textdistill.models.baseline import BaselineConfig, TfidfBaseline
 from textdistill.models.manifest import data_fingerprint
+from textdistill.models.encoder_config import EncoderConfig
+from textdistill.training.arguments import TrainingArguments
 
-STAGE_ORDER = ("load", "split", "baseline", "evaluate", "report")
-_REQUIRES = {"split": "load", "baseline": "split", "evaluate": "load"}
+STAGE_ORDER = ("load", "split", "baseline", "teach", "label", "evaluate", "report")
+_REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "evaluate": "load"}
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -50,12 +53,27 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class TransferConfig:
+    """What the teacher labels: train texts, the unannotated pool, and augmentations of them."""
+
+    include_train: bool = True
+    augment: tuple[str, ...] | list[str] = ()
+    augment_factor: int = 1
+    min_confidence: float | None = None
+    max_entropy: float | None = None
+    top_k: int | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig
     stages: tuple[str, ...] = STAGE_ORDER
     seed: int = 0
     threshold_mode: str = "global"
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    teacher: EncoderConfig = field(default_factory=EncoderConfig)
+    teacher_training: TrainingArguments = field(default_factory=TrainingArguments)
+    transfer: TransferConfig = field(default_factory=lambda: TransferConfig())
     cost: CostSettings = field(default_factory=CostSettings)
     report_title: str = "textdistill report"
 
@@ -76,7 +94,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
         raw = {section: dict(values) if isinstance(values, dict) else values for section, values in raw.items()}
-        unknown = set(raw) - {"run", "data", "baseline", "evaluate", "report"}
+        unknown = set(raw) - {"run", "data", "baseline", "teacher", "transfer", "evaluate", "report"}
         if unknown:
             raise ValueError(f"unknown sections: {', '.join(sorted(unknown))}")
         run = raw.get("run", {})
@@ -85,7 +103,9 @@ class RunConfig:
             raise ValueError("[data] needs `train` and `test` files")
         files = {key: base / data.pop(key) for key in ("train", "test", "unannotated", "validation") if key in data}
         fraction = data.pop("validation_fraction", 0.1)
-        stages = tuple(run.get("stages", STAGE_ORDER))
+        stages = tuple(run.get("stages", ("load", "split", "baseline", "evaluate", "report")))
+        teacher = raw.get("teacher", {})
+        teacher_training = {k: teacher.pop(k) for k in list(teacher) if k in TrainingArguments.__dataclass_fields__}
         _check_stages(stages)
         return cls(
             data=DataConfig(**files, validation_fraction=fraction, spec=DataSpec.from_dict(data)),
@@ -93,6 +113,9 @@ class RunConfig:
             seed=int(run.get("seed", 0)),
             threshold_mode=run.get("threshold_mode", "global"),
             baseline=BaselineConfig.from_dict(raw.get("baseline", {})),
+            teacher=_strict(EncoderConfig, teacher),
+            teacher_training=_strict(TrainingArguments, {"seed": int(run.get("seed", 0)), **teacher_training}),
+            transfer=_strict(TransferConfig, raw.get("transfer", {})),
             cost=CostSettings(**raw.get("evaluate", {})),
             report_title=raw.get("report", {}).get("title", "textdistill report"),
         )
@@ -197,6 +220,53 @@ class Pipeline:
         )
         console.print(f"baseline saved to {directory}")
 
+    def stage_teach(self) -> None:
+        from textdistill.models.transformer import TransformerClassifier
+        from textdistill.training.compare import compare_with_baseline
+
+        train, validation = self.state.train, self.state.validation
+        directory = self.state.run_dir / "models" / "teacher"
+        teacher = TransformerClassifier(self.config.teacher, training=self.config.teacher_training, checkpoint_dir=directory / "checkpoint")
+        teacher.fit(
+            train.texts,
+            train.labels,
+            multi_label=bool(train.multi_label),
+            hierarchy_sep=train.hierarchy_sep,
+            validation=(validation.texts, validation.labels),
+            threshold_mode=self.config.threshold_mode,  # type: ignore[arg-type]
+        )
+        comparison = compare_with_baseline(teacher, (train.texts, train.labels), (validation.texts, validation.labels))
+        teacher.save(
+            directory,
+            config={"data": _spec_json(self.config.data.spec)},
+            training_data={**data_fingerprint(train.texts, train.labels, train.source), "skipped_rows": len(train.skipped)},
+            metrics={"validation": comparison},
+        )
+        shutil.rmtree(directory / "checkpoint", ignore_errors=True)
+        console.print(f"teacher ({self.config.teacher.model}, {self.config.teacher.method}) saved to {directory}")
+
+    def stage_label(self) -> None:
+        from textdistill.transfer import AugmentConfig, label_messages
+
+        settings = self.config.transfer
+        parts = [self.state.train] if settings.include_train else []
+        parts += [self.state.unannotated] if self.state.unannotated is not None else []
+        if not parts:
+            raise TextdistillError("nothing to label: give [data] unannotated messages or set [transfer] include_train = true.")
+        pool = _concat(parts)
+        augment = AugmentConfig(methods=tuple(settings.augment), factor=settings.augment_factor, seed=self.config.seed) if settings.augment else None
+        transfer = label_messages(
+            self.state.run_dir / "models" / "teacher",
+            pool,
+            self.state.run_dir / "transfer",
+            augment=augment,
+            min_confidence=settings.min_confidence,
+            max_entropy=settings.max_entropy,
+            top_k=settings.top_k,
+        )
+        counts = transfer.manifest["counts"]
+        console.print(f"transfer set: {counts['written']} messages ({counts['augmented']} augmented, {counts['filtered_out_total']} filtered out)")
+
     def stage_evaluate(self) -> None:
         models = sorted(p.parent for p in (self.state.run_dir / "models").glob("*/manifest.json"))
         if not models:
@@ -218,6 +288,13 @@ class Pipeline:
         files = build_report(evaluations, self.state.run_dir / "report", title=self.config.report_title)
         self.state.report_html = files.html
         console.print(f"report: {files.html}")
+
+
+def _strict(cls, values: dict[str, Any]):
+    unknown = set(values) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} options: {', '.join(sorted(unknown))}")
+    return cls(**values)
 
 
 def _concat(sets: list[MessageSet]) -> MessageSet:
