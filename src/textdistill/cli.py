@@ -193,27 +193,13 @@ def baseline(
     Example (multi-label emails): `textdistill baseline --train emails.jsonl --text-column subject
     --text-column body --labels-column tags --threshold-mode per_label --out models/baseline`
     """
-    from dataclasses import asdict
-
-    from textdistill.models.baseline import BaselineConfig, TfidfBaseline
-    from textdistill.models.manifest import data_fingerprint
+    from textdistill.models.baseline import BaselineConfig
+    from textdistill.training.recipes import train_baseline
 
     set_quiet(quiet)
     spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding)
     messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec)
-    model = TfidfBaseline(BaselineConfig(C=c)).fit(
-        messages.texts,
-        messages.labels,
-        multi_label=bool(messages.multi_label),
-        hierarchy_sep=spec.hierarchy_sep,
-        validation=(held_out.texts, held_out.labels),
-        threshold_mode=threshold_mode,  # type: ignore[arg-type]
-    )
-    model.save(
-        out,
-        config={"data": {**asdict(spec), "text_columns": list(spec.text_columns)}},
-        training_data={**data_fingerprint(messages.texts, messages.labels, messages.source), "skipped_rows": len(messages.skipped)},
-    )
+    model = train_baseline(BaselineConfig(C=c), messages, held_out, out, spec=spec, threshold_mode=threshold_mode)
     typer.echo(f"Saved baseline ({len(model.label_space)} labels, {len(messages)} training messages) to {out}")
 
 
@@ -258,13 +244,9 @@ def teach(
 
     Example: `textdistill teach --train train.csv --model mpnet-base --method lora:16 --out models/teacher-lora`
     """
-    import shutil
-    from dataclasses import asdict
-
-    from textdistill.models.manifest import data_fingerprint
     from textdistill.models.transformer import EncoderConfig, TransformerClassifier
     from textdistill.training.arguments import TrainingArguments
-    from textdistill.training.compare import compare_with_baseline
+    from textdistill.training.recipes import train_teacher
     from textdistill.tuning import parse_method
 
     set_quiet(quiet)
@@ -277,25 +259,8 @@ def teach(
     arguments = TrainingArguments(
         epochs=epochs, batch_size=batch_size, learning_rate=lr, head_learning_rate=head_lr, seed=seed, early_stopping_patience=patience
     )
-    teacher = TransformerClassifier(
-        EncoderConfig(model=model, method=method, max_length=max_length), training=arguments, checkpoint_dir=out / "checkpoint"
-    )
-    teacher.fit(
-        messages.texts,
-        messages.labels,
-        multi_label=bool(messages.multi_label),
-        hierarchy_sep=spec.hierarchy_sep,
-        validation=(held_out.texts, held_out.labels),
-        threshold_mode=threshold_mode,  # type: ignore[arg-type]
-    )
-    comparison = compare_with_baseline(teacher, (messages.texts, messages.labels), (held_out.texts, held_out.labels))
-    teacher.save(
-        out,
-        config={"data": {**asdict(spec), "text_columns": list(spec.text_columns)}},
-        training_data={**data_fingerprint(messages.texts, messages.labels, messages.source), "skipped_rows": len(messages.skipped)},
-        metrics={"validation": comparison},
-    )
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    teacher = TransformerClassifier(EncoderConfig(model=model, method=method, max_length=max_length), training=arguments)
+    train_teacher(teacher, messages, held_out, out, spec=spec, threshold_mode=threshold_mode)
     typer.echo(
         f"Saved teacher ({method}, {teacher.trainable_params:,} of {teacher.n_params:,} parameters trained) to {out}"
     )

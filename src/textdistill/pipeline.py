@@ -29,10 +29,10 @@ from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
 from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
 from textdistill.evaluate.report import build_report, collect_evaluations
-from textdistill.models.baseline import BaselineConfig, TfidfBaseline
-from textdistill.models.manifest import data_fingerprint
+from textdistill.models.baseline import BaselineConfig
 from textdistill.models.encoder_config import EncoderConfig
 from textdistill.training.arguments import TrainingArguments
+from textdistill.training.recipes import train_baseline, train_teacher
 
 STAGE_ORDER = ("load", "split", "baseline", "teach", "label", "evaluate", "report")
 _REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "evaluate": "load"}
@@ -175,7 +175,7 @@ class Pipeline:
             pool.append(load_messages(data.unannotated, spec, annotated=False))
         self.state.unannotated = _concat(pool) if pool else None
         # The test file is read as the training data is: same label mode.
-        test_spec = DataSpec.from_dict({**asdict(spec), "multi_label": loaded.multi_label})
+        test_spec = replace(spec, multi_label=loaded.multi_label)
         self.state.test = load_messages(data.test, test_spec).annotated()
         if data.validation:
             self.state.validation = load_messages(data.validation, test_spec).annotated()
@@ -204,45 +204,16 @@ class Pipeline:
         console.print(f"train: {len(state.train)}, validation: {len(state.validation)}")
 
     def stage_baseline(self) -> None:
-        train, validation = self.state.train, self.state.validation
-        model = TfidfBaseline(self.config.baseline).fit(
-            train.texts,
-            train.labels,
-            multi_label=bool(train.multi_label),
-            hierarchy_sep=train.hierarchy_sep,
-            validation=(validation.texts, validation.labels),
-            threshold_mode=self.config.threshold_mode,  # type: ignore[arg-type]
-        )
-        directory = model.save(
-            self.state.run_dir / "models" / "baseline",
-            config={"data": _spec_json(self.config.data.spec)},
-            training_data={**data_fingerprint(train.texts, train.labels, train.source), "skipped_rows": len(train.skipped)},
-        )
+        directory = self.state.run_dir / "models" / "baseline"
+        train_baseline(self.config.baseline, self.state.train, self.state.validation, directory, spec=self.config.data.spec, threshold_mode=self.config.threshold_mode)
         console.print(f"baseline saved to {directory}")
 
     def stage_teach(self) -> None:
         from textdistill.models.transformer import TransformerClassifier
-        from textdistill.training.compare import compare_with_baseline
 
-        train, validation = self.state.train, self.state.validation
         directory = self.state.run_dir / "models" / "teacher"
-        teacher = TransformerClassifier(self.config.teacher, training=self.config.teacher_training, checkpoint_dir=directory / "checkpoint")
-        teacher.fit(
-            train.texts,
-            train.labels,
-            multi_label=bool(train.multi_label),
-            hierarchy_sep=train.hierarchy_sep,
-            validation=(validation.texts, validation.labels),
-            threshold_mode=self.config.threshold_mode,  # type: ignore[arg-type]
-        )
-        comparison = compare_with_baseline(teacher, (train.texts, train.labels), (validation.texts, validation.labels))
-        teacher.save(
-            directory,
-            config={"data": _spec_json(self.config.data.spec)},
-            training_data={**data_fingerprint(train.texts, train.labels, train.source), "skipped_rows": len(train.skipped)},
-            metrics={"validation": comparison},
-        )
-        shutil.rmtree(directory / "checkpoint", ignore_errors=True)
+        teacher = TransformerClassifier(self.config.teacher, training=self.config.teacher_training)
+        train_teacher(teacher, self.state.train, self.state.validation, directory, spec=self.config.data.spec, threshold_mode=self.config.threshold_mode)
         console.print(f"teacher ({self.config.teacher.model}, {self.config.teacher.method}) saved to {directory}")
 
     def stage_label(self) -> None:
@@ -319,10 +290,6 @@ def _summary(messages: MessageSet) -> dict:
         "skipped_rows": len(messages.skipped),
         "skipped": [asdict(s) for s in messages.skipped],
     }
-
-
-def _spec_json(spec: DataSpec) -> dict:
-    return {**asdict(spec), "text_columns": list(spec.text_columns)}
 
 
 def _write_json(path: Path, data: Any) -> None:
