@@ -1,7 +1,22 @@
+import os
+
 import pytest
 
 from textdistill.data.sample import write_sample_dataset
 from textdistill.progress import set_quiet
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Model aliases and cached features go to a throw-away directory, not the user's cache
+    (subprocesses started by tests inherit it through the environment)."""
+    previous = os.environ.get("TEXTDISTILL_CACHE")
+    os.environ["TEXTDISTILL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("TEXTDISTILL_CACHE", None)
+    else:
+        os.environ["TEXTDISTILL_CACHE"] = previous
 
 
 @pytest.fixture(autouse=True)

@@ -179,3 +179,19 @@ def test_label_command_writes_a_resumable_transfer_set(tiny_encoder_dir, tmp_pat
     assert again.returncode == 0 and TransferSet.load(tmp_path / "transfer").ids == transfer.ids
     changed = subprocess.run([str(c) for c in command[:-3]] + ["--augment-factor", "3", "--quiet"], capture_output=True, text=True, timeout=300)
     assert changed.returncode == 2 and "Traceback" not in changed.stderr
+
+
+def test_probe_features_are_cached_for_the_next_method(tiny_encoder_dir, tmp_path, monkeypatch):
+    from textdistill.training import probe
+
+    monkeypatch.setenv("TEXTDISTILL_CACHE", str(tmp_path / "cache"))
+    calls = []
+    original = probe.pooled_features
+    monkeypatch.setattr(probe, "pooled_features", lambda *a, **k: calls.append(1) or original(*a, **k))
+    first = make(tiny_encoder_dir, method="head", epochs=0, probe_C=1.0).fit(TEXTS, LABELS, multi_label=False)
+    assert len(calls) == 1 and len(list((tmp_path / "cache" / "features").glob("*.npy"))) == 1
+    second = make(tiny_encoder_dir, method="lora:4", epochs=0, probe_C=1.0).fit(TEXTS, LABELS, multi_label=False)
+    assert len(calls) == 1  # the second method reused the first one's features
+    np.testing.assert_allclose(first.decision_function(TEXTS[:4]), second.decision_function(TEXTS[:4]), atol=1e-5)
+    make(tiny_encoder_dir, method="head", epochs=0, probe_C=1.0).fit(TEXTS[:24], LABELS[:24], multi_label=False)
+    assert len(calls) == 2  # other texts, other features

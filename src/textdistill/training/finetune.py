@@ -71,14 +71,15 @@ class FineTuner:
     ) -> list[dict]:
         args, space = self.args, model.label_space
         torch.manual_seed(args.seed)
-        model.build(resolve_model(model.config.model), len(space))
+        source = resolve_model(model.config.model)
+        model.build(source, len(space))
         network = model.network
         multi = space.multi_label
         targets = torch.as_tensor(space.encode(label_sets), dtype=torch.float32) if multi else torch.as_tensor(space.encode_single(label_sets))
 
         state = self._load_checkpoint(model, texts, label_sets)
         if state is None and args.linear_probe:
-            probe = fit_linear_probe(model, texts, label_sets, validation, args.probe_C)
+            probe = fit_linear_probe(model, texts, label_sets, validation, args.probe_C, source=source)
             console.print(f"linear probe: C={probe['probe_C']}, validation score {probe['probe_validation_score']}")
             self.history.append({"epoch": 0, **probe})
         if model.method.name == "head" or args.epochs == 0:

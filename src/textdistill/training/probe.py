@@ -5,13 +5,17 @@ It is the ``head`` tuning method on its own, and the warm start of every other m
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
 from textdistill.data.labels import LabelSpace
+from textdistill.models.resolve import default_cache_dir
 from textdistill.progress import track
 
 PROBE_C_GRID = (0.1, 1.0, 10.0, 100.0)
@@ -32,6 +36,38 @@ def pooled_features(model, texts: Sequence[str], description: str = "Encoding") 
         if features is None:
             features = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
         features[rows] = pooled
+    return features
+
+
+def pretrained_features(model, source: str, texts: Sequence[str], description: str) -> np.ndarray:
+    """``pooled_features`` of the pretrained encoder, cached on disk.
+
+    Every tuning method starts out computing exactly the pretrained encoder's function
+    (adapters and LoRA start at zero), so trying several methods on the same messages encodes
+    them once. The key covers the weights' identity (path, size, time), the truncation
+    settings and the texts.
+    """
+    weights = sorted(Path(source).glob("*.safetensors")) if Path(source).is_dir() else []
+    key = hashlib.sha256(
+        json.dumps(
+            {
+                "source": source,
+                "weights": [(str(w), w.stat().st_size, w.stat().st_mtime_ns) for w in weights],
+                "max_length": model.config.max_length,
+                "head_fraction": model.config.head_fraction,
+            }
+        ).encode()
+    )
+    for text in texts:
+        key.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    path = default_cache_dir() / "features" / f"{key.hexdigest()}.npy"
+    if path.exists():
+        return np.load(path, allow_pickle=False)
+    features = pooled_features(model, texts, description)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, features, allow_pickle=False)
+    tmp.replace(path)
     return features
 
 
@@ -71,17 +107,26 @@ def fit_linear_probe(
     label_sets: Sequence[Sequence[str]],
     validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None,
     C: float | None = None,
+    source: str | None = None,
 ) -> dict:
     """Fit the model's head on frozen features; choose C on validation when not given.
+
+    With ``source`` (the resolved pretrained model the encoder was built from, not yet
+    trained) the features are cached on disk for the next run on the same messages.
 
     Returns the chosen C and its validation score.
     """
     space = model.label_space
-    x, y = pooled_features(model, texts, "Linear probe: encoding train"), _targets(space, label_sets)
+    def encode(part: Sequence[str], description: str) -> np.ndarray:
+        if source is None:
+            return pooled_features(model, part, description)
+        return pretrained_features(model, source, part, description)
+
+    x, y = encode(texts, "Linear probe: encoding train"), _targets(space, label_sets)
     grid = (C,) if C is not None else PROBE_C_GRID
     best = None
     if validation is not None and len(grid) > 1:
-        x_val, y_val = pooled_features(model, validation[0], "Linear probe: encoding validation"), _targets(space, validation[1])
+        x_val, y_val = encode(validation[0], "Linear probe: encoding validation"), _targets(space, validation[1])
         for candidate in grid:
             weights, bias = _fit_head(space, x, y, candidate)
             score = _score(space, weights, bias, x_val, y_val)
