@@ -7,7 +7,8 @@ then evaluated on the test set (quality only: the cost of the teacher is measure
 evaluate benchmark). Parameter-efficient methods get the learning rates their papers use;
 the head always has its own (2e-3) and starts from the linear probe. Prints a Markdown table
 with accuracy, macro-F1, trainable parameters and seconds per epoch from the saved manifest.
-A method whose model directory already holds a finished teacher is not trained again.
+A method whose model directory already holds a finished teacher is not trained again, nor
+evaluated again when its evaluation JSON exists.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def main() -> None:
             run([*cli, "teach", "--train", str(args.data / "train.csv"), "--model", args.model, "--method", method,
                  "--epochs", str(args.epochs), "--lr", str(lr), "--max-length", str(args.max_length), "--out", str(model_dir)])
         evaluation = args.out / f"{name}.json"
-        run([*cli, "evaluate", str(model_dir), "--data", str(args.data / "test.csv"), "--json", str(evaluation), "--no-cost", "--quiet"])
+        if not evaluation.exists():
+            run([*cli, "evaluate", str(model_dir), "--data", str(args.data / "test.csv"), "--json", str(evaluation), "--no-cost", "--quiet"])
         manifest = json.loads((model_dir / "manifest.json").read_text())
         result = json.loads(evaluation.read_text())
         history = manifest["config"]["training"]["history"]
