@@ -61,7 +61,8 @@ def test_skip_bad_rows_count_reaches_the_output(tmp_path):
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
-    result = cli("demo", "--out", tmp_path / "demo", "--quiet", timeout=300)
+    # A safety net, not a speed target: the demo's time is measured in benchmarks/RESULTS.md.
+    result = cli("demo", "--out", tmp_path / "demo", "--quiet", timeout=1200)
     assert result.returncode == 0, result.stderr
     report = tmp_path / "demo" / "run" / "report" / "report.html"
     assert f"Report: {report}" in result.stdout and report.exists()
