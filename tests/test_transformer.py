@@ -151,6 +151,8 @@ def test_teach_command_end_to_end(tiny_encoder_dir, tmp_path):
     result = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Saved teacher (bitfit" in result.stdout and "TF-IDF baseline" in result.stderr
+    trained = json.loads((out / "manifest.json").read_text())["config"]
+    assert f"{trained['trainable_params']:,} of {trained['total_params']:,} parameters trained" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["metrics"]["validation"]["metric"] == "accuracy"
     assert not (out / "checkpoint").exists()

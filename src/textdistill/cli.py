@@ -261,9 +261,9 @@ def teach(
     )
     teacher = TransformerClassifier(EncoderConfig(model=model, method=method, max_length=max_length), training=arguments)
     train_teacher(teacher, messages, held_out, out, spec=spec, threshold_mode=threshold_mode)
-    typer.echo(
-        f"Saved teacher ({method}, {teacher.trainable_params:,} of {teacher.n_params:,} parameters trained) to {out}"
-    )
+    # From the manifest: saving merges LoRA into the encoder, after which nothing counts as trained.
+    trained = teacher.manifest.config
+    typer.echo(f"Saved teacher ({method}, {trained['trainable_params']:,} of {trained['total_params']:,} parameters trained) to {out}")
 
 
 @app.command()

@@ -27,7 +27,7 @@ clean_email = true
 # the small packaged MiniLM-L6, so the demo stays within a few minutes on 2 CPU cores
 model = "minilm-l6"
 method = "full"
-epochs = 1
+epochs = 2
 batch_size = 16
 max_length = 128
 
