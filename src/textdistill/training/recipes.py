@@ -22,9 +22,15 @@ def fit_and_save(
     threshold_mode: str = "global",
     metrics: dict | None = None,
 ) -> Path:
-    """Fit on ``train`` (validation for early stopping and thresholds) and save with a
-    manifest that records the data settings and the training data's hash."""
-    model.fit(
+    """Fit on ``train`` and save with a manifest that records the data settings and the
+    training data's hash."""
+    fit_messages(model, train, validation, threshold_mode)
+    return save_trained(model, directory, train, spec, metrics)
+
+
+def fit_messages(model: TextClassifier, train: MessageSet, validation: MessageSet, threshold_mode: str = "global") -> TextClassifier:
+    """Fit on annotated messages; validation serves early stopping and multi-label thresholds."""
+    return model.fit(
         train.texts,
         train.labels,
         multi_label=bool(train.multi_label),
@@ -32,7 +38,6 @@ def fit_and_save(
         validation=(validation.texts, validation.labels),
         threshold_mode=threshold_mode,  # type: ignore[arg-type]
     )
-    return save_trained(model, directory, train, spec, metrics)
 
 
 def save_trained(model: TextClassifier, directory: str | Path, train: MessageSet, spec: DataSpec, metrics: dict | None = None) -> Path:
@@ -57,14 +62,7 @@ def train_teacher(teacher, train: MessageSet, validation: MessageSet, directory:
 
     directory = Path(directory)
     teacher.checkpoint_dir = directory / "checkpoint"
-    teacher.fit(
-        train.texts,
-        train.labels,
-        multi_label=bool(train.multi_label),
-        hierarchy_sep=train.hierarchy_sep,
-        validation=(validation.texts, validation.labels),
-        threshold_mode=threshold_mode,  # type: ignore[arg-type]
-    )
+    fit_messages(teacher, train, validation, threshold_mode)
     comparison = compare_with_baseline(teacher, (train.texts, train.labels), (validation.texts, validation.labels))
     save_trained(teacher, directory, train, spec, metrics={"validation": comparison})
     shutil.rmtree(directory / "checkpoint", ignore_errors=True)
