@@ -26,6 +26,7 @@ from transformers.utils import logging as hf_logging
 from textdistill.models.base import TextClassifier, register_model
 from textdistill.models.encoder_config import EncoderConfig
 from textdistill.models.manifest import Manifest
+from textdistill.models.resolve import resolve_model
 from textdistill.training.arguments import TrainingArguments
 from textdistill.tuning import TuningMethod, count_parameters, parse_method, prepare_encoder
 from textdistill.tuning.adapters import adapter_state_dict, load_adapter_state_dict
@@ -73,6 +74,8 @@ class EncoderNetwork(nn.Module):
 class TransformerClassifier(TextClassifier):
     """A fine-tuned encoder classifier. Train it with :class:`textdistill.training.FineTuner`."""
 
+    supports_linear_probe = True  # the head starts from a logistic regression on frozen features
+
     def __init__(
         self,
         config: EncoderConfig | None = None,
@@ -89,12 +92,21 @@ class TransformerClassifier(TextClassifier):
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.network: EncoderNetwork | None = None
         self.method: TuningMethod = parse_method(self.config.method)
+        self.source: str | None = None  # the resolved pretrained model, once built
 
     # -- building --------------------------------------------------------------------------
+    def build_network(self, texts: Sequence[str]) -> None:
+        """Build from the configured pretrained model (resolved offline when an alias)."""
+        self.build(resolve_model(self.config.model), len(self._space()))
+
+    def training_config(self) -> dict:
+        return {"model": self.config.model, "method": self.config.method, "max_length": self.config.max_length}
+
     def build(self, source: str, n_labels: int) -> None:
         """Load the pretrained encoder and tokenizer from ``source`` (a resolved directory or hub
         id), apply the tuning method, and add a fresh head."""
         hf_logging.disable_progress_bar()  # one bar per weight file is noise; our own bars show progress
+        self.source = source
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source)
         self.network = EncoderNetwork(prepare_encoder(encoder, self.method), encoder.config.hidden_size, n_labels, self.config.dropout)

@@ -1,4 +1,11 @@
-"""Fine-tuning a :class:`TransformerClassifier`: warm start, schedule, early stopping, resume.
+"""The training loop of every torch model: warm start, schedule, early stopping, resume.
+
+A trainable model (the transformer classifier, the students) provides ``build_network(texts)``
+(creates ``model.network``, whose ``forward(**batch)`` returns (n, L) logits and whose head
+parameters are named ``head.*``), ``token_ids(texts)``, ``collate(ids)`` (network inputs on
+``model.device``), ``training_config()`` (what its checkpoints are fingerprinted with) and
+``predict_proba``. :class:`textdistill.distill.DistillationTrainer` subclasses the loop and
+overrides ``targets`` and ``loss``.
 
 Each epoch's batch order follows from (seed, epoch) alone, so a run that is interrupted and
 started again replays the same order and skips the batches it has already trained on; the
@@ -20,7 +27,6 @@ from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from textdistill.models.manifest import data_fingerprint
-from textdistill.models.resolve import resolve_model
 from textdistill.progress import track
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.probe import fit_linear_probe
@@ -50,17 +56,29 @@ def trainable_state(network: nn.Module) -> dict[str, torch.Tensor]:
 
 
 class FineTuner:
-    """Trains a TransformerClassifier; subclass and override ``loss`` to distil."""
+    """Trains a model on its labels; subclass and override ``targets`` and ``loss`` to distil."""
 
     def __init__(self, args: TrainingArguments | None = None, checkpoint_dir: str | Path | None = None) -> None:
         self.args = args or TrainingArguments()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.history: list[dict] = []
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor, multi_label: bool) -> torch.Tensor:
-        if multi_label:
-            return nn.functional.binary_cross_entropy_with_logits(logits, targets)
-        return nn.functional.cross_entropy(logits, targets)
+    def targets(self, model, label_sets: Sequence[Sequence[str]]) -> dict[str, torch.Tensor]:
+        """Per-message training targets, indexed by row: here the labels."""
+        space = model.label_space
+        if space.multi_label:
+            return {"labels": torch.as_tensor(space.encode(label_sets), dtype=torch.float32)}
+        return {"labels": torch.as_tensor(space.encode_single(label_sets))}
+
+    def loss(self, model, logits: torch.Tensor, targets: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The loss of one batch; ``targets`` holds this batch's rows of ``self.targets(...)``."""
+        if model.label_space.multi_label:
+            return nn.functional.binary_cross_entropy_with_logits(logits, targets["labels"])
+        return nn.functional.cross_entropy(logits, targets["labels"])
+
+    def extra_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained beside the network's (a distillation loss's projections)."""
+        return []
 
     def train(
         self,
@@ -69,26 +87,25 @@ class FineTuner:
         label_sets: Sequence[Sequence[str]],
         validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None = None,
     ) -> list[dict]:
-        args, space = self.args, model.label_space
+        args = self.args
         torch.manual_seed(args.seed)
-        source = resolve_model(model.config.model)
-        model.build(source, len(space))
+        model.build_network(texts)
         network = model.network
-        multi = space.multi_label
-        targets = torch.as_tensor(space.encode(label_sets), dtype=torch.float32) if multi else torch.as_tensor(space.encode_single(label_sets))
+        targets = self.targets(model, label_sets)
 
         state = self._load_checkpoint(model, texts, label_sets)
-        if state is None and args.linear_probe:
-            probe = fit_linear_probe(model, texts, label_sets, validation, args.probe_C, source=source)
+        if state is None and args.linear_probe and getattr(model, "supports_linear_probe", False):
+            probe = fit_linear_probe(model, texts, label_sets, validation, args.probe_C, source=model.source)
             console.print(f"linear probe: C={probe['probe_C']}, validation score {probe['probe_validation_score']}")
             self.history.append({"epoch": 0, **probe})
-        if model.method.name == "head" or args.epochs == 0:
+        method = getattr(model, "method", None)
+        if (method is not None and method.name == "head") or args.epochs == 0:
             return self.history
 
         token_ids = model.token_ids(texts)
         lengths = [len(ids) for ids in token_ids]
         steps_per_epoch = math.ceil(len(texts) / args.batch_size)
-        optimizer = self._optimizer(network)
+        optimizer = self._optimizer(network, self.extra_parameters())
         total = steps_per_epoch * args.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, int(total * args.warmup_ratio), total)
         # The warm-started model is the score to beat: fine-tuning that only hurts is undone.
@@ -113,11 +130,12 @@ class FineTuner:
             done = step - epoch * steps_per_epoch
             for rows in track(batches[done:], f"Epoch {epoch + 1}/{args.epochs}", total=len(batches) - done):
                 batch = model.collate([token_ids[i] for i in rows])
+                batch_targets = {name: value[rows].to(model.device) for name, value in targets.items()}
                 with torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=use_amp):
                     logits = network(**batch)
-                loss = self.loss(logits.float(), targets[rows].to(model.device), multi)
+                    loss = self.loss(model, logits.float(), batch_targets, batch)
                 loss.backward()
-                nn.utils.clip_grad_norm_(network.parameters(), args.max_grad_norm)
+                nn.utils.clip_grad_norm_([*network.parameters(), *self.extra_parameters()], args.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -142,10 +160,12 @@ class FineTuner:
             network.load_state_dict(best_state, strict=False)
         return self.history
 
-    def _optimizer(self, network: nn.Module) -> torch.optim.Optimizer:
-        """AdamW; the head has its own learning rate; no weight decay on biases and norms."""
+    def _optimizer(self, network: nn.Module, extra: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """AdamW; the head (and any loss projection) has its own learning rate; no weight decay
+        on biases and norms."""
         groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-        for name, parameter in network.named_parameters():
+        named = [*network.named_parameters(), *((f"head.extra.{i}", p) for i, p in enumerate(extra))]
+        for name, parameter in named:
             if parameter.requires_grad:
                 is_head = name.startswith("head.")
                 no_decay = parameter.ndim < 2
@@ -166,7 +186,7 @@ class FineTuner:
     def _fingerprint(self, model, texts, label_sets) -> dict:
         return {
             "args": {k: v for k, v in self.args.to_dict().items() if k not in ("checkpoint_every", "device")},
-            "encoder": {"model": model.config.model, "method": model.config.method, "max_length": model.config.max_length},
+            "model": {"kind": model.kind, **model.training_config()},
             "data": data_fingerprint(texts, label_sets, None)["sha256"],
             "labels": list(model.label_space.labels),
         }
