@@ -26,7 +26,13 @@ MANIFEST_FILE = "manifest.json"
 _REGISTRY: dict[str, type[TextClassifier]] = {}
 # Built-in kinds are imported only when a model of that kind is loaded, so that loading a
 # small model does not pay for the libraries of every other kind.
-_BUILT_IN = {"baseline": "textdistill.models.baseline", "transformer": "textdistill.models.transformer"}
+_BUILT_IN = {
+    "baseline": "textdistill.models.baseline",
+    "transformer": "textdistill.models.transformer",
+    "static": "textdistill.students.static",
+    "bilstm": "textdistill.students.bilstm",
+    "early_exit": "textdistill.students.early_exit",
+}
 
 
 def register_model(kind: str):
@@ -79,14 +85,21 @@ class TextClassifier(ABC):
                 "a classifier needs at least two. Add messages of other labels."
             )
         self._fit(list(texts), label_sets, validation)
-        self.threshold_mode = threshold_mode
-        if multi_label:
-            self.thresholds = np.full(len(self.label_space), 0.5)
-            if validation is not None and len(validation[0]):
-                proba = self.predict_proba(list(validation[0]))
-                y = self.label_space.encode(validation[1])
-                self.thresholds = tune_thresholds(y, proba, threshold_mode)
+        self.tune_thresholds(validation, threshold_mode)
         return self
+
+    def tune_thresholds(
+        self, validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None, threshold_mode: ThresholdMode = "global"
+    ) -> None:
+        """Multi-label decision thresholds from validation data (0.5 without); nothing for single-label."""
+        self.threshold_mode = threshold_mode
+        if not self._space().multi_label:
+            return
+        self.thresholds = np.full(len(self.label_space), 0.5)
+        if validation is not None and len(validation[0]):
+            proba = self.predict_proba(list(validation[0]))
+            y = self.label_space.encode(validation[1])
+            self.thresholds = tune_thresholds(y, proba, threshold_mode)
 
     @abstractmethod
     def _fit(

@@ -76,6 +76,9 @@ class FineTuner:
             return nn.functional.binary_cross_entropy_with_logits(logits, targets["labels"])
         return nn.functional.cross_entropy(logits, targets["labels"])
 
+    def network_built(self, model) -> None:
+        """Called once ``model.network`` exists, before training starts."""
+
     def extra_parameters(self) -> list[nn.Parameter]:
         """Parameters trained beside the network's (a distillation loss's projections)."""
         return []
@@ -90,6 +93,7 @@ class FineTuner:
         args = self.args
         torch.manual_seed(args.seed)
         model.build_network(texts)
+        self.network_built(model)
         network = model.network
         targets = self.targets(model, label_sets)
 

@@ -15,7 +15,7 @@ _LAYER_STACKS = (
 )
 
 
-def _layer_stack(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
+def layer_stack(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
     # A model with a task head (BertForSequenceClassification) keeps the encoder in base_model.
     base = getattr(model, "base_model", model)
     for path in _LAYER_STACKS:
@@ -34,7 +34,7 @@ def _layer_stack(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
 
 def transformer_layers(model: nn.Module) -> nn.ModuleList:
     """The encoder's transformer layers, bottom first, whatever the architecture calls them."""
-    return _layer_stack(model)[1]
+    return layer_stack(model)[1]
 
 
 def freeze_bottom_layers(encoder: nn.Module, k: int) -> nn.Module:
@@ -43,7 +43,7 @@ def freeze_bottom_layers(encoder: nn.Module, k: int) -> nn.Module:
     Parameters of the layer stack that sit outside any layer (MPNet's relative attention bias)
     count as embeddings: they are position information that feeds the frozen layers too.
     """
-    stack, layers = _layer_stack(encoder)
+    stack, layers = layer_stack(encoder)
     if not 0 <= k <= len(layers):
         raise ValueError(f"freeze:{k} asks for {k} frozen layers but the encoder has {len(layers)}")
     encoder.requires_grad_(True)

@@ -1,0 +1,192 @@
+"""From teachers and a transfer set to a saved student: the steps the CLI and the pipeline share.
+
+The student trains on every transfer-set message (the teachers' soft targets) plus the annotated
+messages (their labels and the teachers' soft targets). Validation messages are held out:
+transfer rows with a validation message's text are dropped, so early stopping and thresholds
+are chosen on messages no model has learnt from.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textdistill.data.messages import MessageSet
+from textdistill.distill.teachers import combine, ensemble_logits, score_texts
+from textdistill.errors import TextdistillError
+from textdistill.models.base import MANIFEST_FILE, TextClassifier
+from textdistill.models.manifest import Manifest, data_fingerprint
+from textdistill.training.arguments import TrainingArguments
+from textdistill.transfer.store import TransferSet
+
+STUDENT_KINDS = ("static", "bilstm", "transformer")
+
+# Per kind, the loss terms used when none are configured: soft targets at T = 2 mixed with the
+# labels where known (Hinton et al.); logit regression for the BiLSTM (Tang et al.).
+DEFAULT_LOSSES: dict[str, list[dict[str, Any]]] = {
+    "static": [{"name": "kd", "weight": 0.7, "temperature": 2.0}, {"name": "ce", "weight": 0.3}],
+    "bilstm": [{"name": "logit_mse", "weight": 1.0}, {"name": "ce", "weight": 0.1}],
+    "transformer": [{"name": "kd", "weight": 0.7, "temperature": 2.0}, {"name": "ce", "weight": 0.3}],
+}
+
+
+@dataclass
+class StudentSpec:
+    """One student to distil: its kind, its own settings, losses and training arguments
+    (``None`` for the kind's defaults)."""
+
+    kind: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    losses: list[dict[str, Any]] | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in STUDENT_KINDS:
+            raise TextdistillError(f"unknown student kind {self.kind!r}; the kinds are: {', '.join(STUDENT_KINDS)}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StudentSpec:
+        data = dict(data)
+        kind = data.pop("kind", None)
+        if kind is None:
+            raise TextdistillError(f"a student needs a kind ({', '.join(STUDENT_KINDS)})")
+        losses, training = data.pop("losses", None), data.pop("training", {})
+        return cls(kind, data, losses, training)
+
+
+@dataclass
+class DistillationData:
+    texts: list[str]
+    label_sets: list[tuple[str, ...] | None]  # None: unannotated
+    teacher_logits: np.ndarray
+
+    @property
+    def n_annotated(self) -> int:
+        return sum(labels is not None for labels in self.label_sets)
+
+
+def distillation_data(
+    teachers: Sequence[str | Path],
+    transfer_dir: str | Path,
+    train: MessageSet | None,
+    validation: MessageSet | None,
+    teacher_weights: Sequence[float] | None = None,
+) -> DistillationData:
+    """Transfer messages with their soft targets, annotated messages with labels attached (scored
+    by the teachers when the transfer set lacks them), validation texts removed."""
+    transfer = TransferSet.load(transfer_dir)
+    logits = ensemble_logits(teachers, transfer, transfer_dir, teacher_weights)
+    held_out = set(validation.texts) if validation is not None else set()
+    labelled = {}
+    if train is not None:
+        for text, labels in zip(train.texts, train.labels):
+            labelled.setdefault(text, labels)
+    texts, label_sets, rows = [], [], []
+    for i, text in enumerate(transfer.texts):
+        if text not in held_out:
+            texts.append(text)
+            label_sets.append(labelled.get(text))
+            rows.append(i)
+    parts = [logits[rows]]
+    in_transfer = set(texts)
+    missing = [text for text in labelled if text not in held_out and text not in in_transfer]
+    if missing:
+        parts.append(combine([score_texts(t, missing, transfer.labels, transfer_dir) for t in teachers], teacher_weights, transfer.multi_label))
+        texts += missing
+        label_sets += [labelled[text] for text in missing]
+    return DistillationData(texts, label_sets, np.concatenate(parts))
+
+
+def make_student(spec: StudentSpec, teacher_dir: str | Path, work_dir: str | Path) -> TextClassifier:
+    """A new, untrained student of ``spec.kind`` that starts from ``teacher_dir`` where it can."""
+    settings = dict(spec.settings)
+    if spec.kind == "static":
+        from textdistill.students.static import StaticConfig, StaticStudent
+
+        settings.setdefault("init_from", str(teacher_dir))
+        training = _training(StaticStudent.default_training(), spec.training)
+        return StaticStudent(StaticConfig.from_dict(settings), training=training)
+    if spec.kind == "bilstm":
+        from textdistill.students.bilstm import BiLSTMConfig, BiLSTMStudent
+
+        settings.setdefault("init_from", str(teacher_dir))
+        training = _training(BiLSTMStudent.default_training(), spec.training)
+        return BiLSTMStudent(BiLSTMConfig.from_dict(settings), training=training)
+    from textdistill.models.encoder_config import EncoderConfig
+    from textdistill.models.transformer import TransformerClassifier
+    from textdistill.students.transformer import TEACHER_LAYERS, teacher_layer_encoder
+
+    teacher_config = Manifest.read(Path(teacher_dir) / MANIFEST_FILE).config.get("encoder", {})
+    encoder = settings.pop("encoder", TEACHER_LAYERS)
+    layers = settings.pop("layers", None)
+    if encoder == TEACHER_LAYERS:
+        encoder = str(teacher_layer_encoder(teacher_dir, Path(work_dir) / "init-encoder", layers))
+    config = EncoderConfig.from_dict({"max_length": teacher_config.get("max_length", 128), **settings, "model": encoder, "method": "full"})
+    defaults = TrainingArguments(epochs=4, learning_rate=1e-4, head_learning_rate=1e-3, early_stopping_patience=2)
+    return TransformerClassifier(config, training=_training(defaults, spec.training))
+
+
+def distill(
+    spec: StudentSpec,
+    *,
+    teachers: Sequence[str | Path],
+    transfer_dir: str | Path,
+    out_dir: str | Path,
+    train: MessageSet | None = None,
+    validation: MessageSet | None = None,
+    teacher_weights: Sequence[float] | None = None,
+    threshold_mode: str = "global",
+) -> TextClassifier:
+    """Distil one student from the teachers' soft targets and save it to ``out_dir``."""
+    from textdistill.distill.trainer import DistillationTrainer
+
+    if not teachers:
+        raise TextdistillError("give at least one teacher (--teacher DIR)")
+    out_dir = Path(out_dir)
+    started = time.perf_counter()
+    data = distillation_data(teachers, transfer_dir, train, validation, teacher_weights)
+    student = make_student(spec, teachers[0], out_dir)
+    student.label_space = Manifest.read(Path(teachers[0]) / MANIFEST_FILE).label_space
+    losses = spec.losses if spec.losses is not None else DEFAULT_LOSSES[spec.kind]
+    needs_teacher = any(term["name"] in {"cosine", "pkd", "tinybert_embedding", "tinybert_hidden", "tinybert_attention"} for term in losses)
+    teacher = None
+    if needs_teacher:
+        from textdistill.models.base import load_model
+
+        teacher = load_model(teachers[0])
+    trainer = DistillationTrainer(losses, student.training, out_dir / "checkpoint", teacher=teacher)
+    held_out = (validation.texts, validation.labels) if validation is not None and len(validation) else None
+    student.history = trainer.train(student, data.texts, data.label_sets, held_out, teacher_logits=data.teacher_logits)
+    student.tune_thresholds(held_out, threshold_mode)  # type: ignore[arg-type]
+    distillation = {
+        "kind": spec.kind,
+        "teachers": [str(Path(t).resolve()) for t in teachers],
+        "teacher_weights": list(teacher_weights) if teacher_weights else None,
+        "transfer": str(Path(transfer_dir).resolve()),
+        "losses": losses,
+        "n_messages": len(data.texts),
+        "n_annotated": data.n_annotated,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    fingerprint = data_fingerprint(data.texts, [s or () for s in data.label_sets], str(transfer_dir))
+    student.save(out_dir, config={"distillation": distillation}, training_data=fingerprint)
+    _remove_checkpoint(out_dir / "checkpoint")
+    return student
+
+
+def _training(defaults: TrainingArguments, overrides: Mapping[str, Any]) -> TrainingArguments:
+    unknown = set(overrides) - set(TrainingArguments.__dataclass_fields__)
+    if unknown:
+        raise TextdistillError(f"unknown training setting(s) {sorted(unknown)}; the settings are: {', '.join(TrainingArguments.__dataclass_fields__)}")
+    return replace(defaults, **overrides)
+
+
+def _remove_checkpoint(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
