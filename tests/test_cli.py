@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from textdistill.cli import app
 
-COMMANDS = ["demo", "run", "baseline", "teach", "evaluate", "report", "sample"]
+COMMANDS = ["demo", "run", "baseline", "teach", "label", "distill", "early-exit", "evaluate", "report", "sample"]
 runner = CliRunner()
 
 
@@ -47,6 +47,29 @@ def test_baseline_evaluate_report_on_real_files(sample_data, tmp_path):
     assert "ms/message" in evaluated.stdout
     reported = cli("report", out, "--out", tmp_path / "report")
     assert reported.returncode == 0 and (tmp_path / "report" / "report.html").exists()
+
+
+def test_label_distill_evaluate_with_a_baseline_teacher(sample_data, tmp_path):
+    columns = ["--text-column", "subject", "--text-column", "body", "--id-column", "id"]
+    teacher = tmp_path / "teacher"
+    assert cli("baseline", "--train", sample_data.train, "--out", teacher, *columns, "--quiet").returncode == 0
+    labelled = cli("label", "--teacher", teacher, "--texts", sample_data.unannotated, "--out", tmp_path / "transfer", "--quiet")
+    assert labelled.returncode == 0, labelled.stderr
+    student = tmp_path / "static"
+    distilled = cli(
+        "distill", "--teacher", teacher, "--transfer", tmp_path / "transfer", "--train", sample_data.train, "--student", "static",
+        "--set", "embeddings=hash", "--set", "dim=32", "--loss", "kd:0.5:temperature=2", "--loss", "ce:0.5", "--epochs", "3", "--out", student, "--quiet",
+    )
+    assert distilled.returncode == 0, distilled.stderr
+    assert "Saved static student" in distilled.stdout
+    manifest = json.loads((student / "manifest.json").read_text())
+    assert manifest["config"]["distillation"]["losses"] == [{"name": "kd", "weight": 0.5, "temperature": 2}, {"name": "ce", "weight": 0.5}]
+    out = tmp_path / "eval.json"
+    evaluated = cli("evaluate", student, "--data", sample_data.test, "--json", out, "--threads", "1", "--no-cost", "--quiet")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(out.read_text())["micro_f1"] > 0.3  # text columns came from the teacher's manifest
+    bad = cli("distill", "--teacher", teacher, "--transfer", tmp_path / "transfer", "--student", "static", "--loss", "kd:heavy", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "not a number" in bad.stderr
 
 
 def test_skip_bad_rows_count_reaches_the_output(tmp_path):

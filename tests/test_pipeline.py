@@ -86,14 +86,36 @@ def test_config_errors_are_explained(sample_data, tmp_path):
         RunConfig.from_toml(path)
 
 
-def test_teacher_and_transfer_stages(sample_data, tiny_encoder_dir, tmp_path):
+STUDENTS = """
+[[students]]
+kind = "static"
+dim = 16
+
+[[students]]
+name = "lstm"
+kind = "bilstm"
+dim = 16
+hidden = 8
+mlp = 16
+training = { epochs = 2 }
+
+[[students]]
+name = "small"
+kind = "transformer"
+losses = [{ name = "kd", weight = 0.5, temperature = 2.0 }, { name = "tinybert_hidden", weight = 0.5 }]
+training = { epochs = 1, batch_size = 16 }
+"""
+
+
+def test_teacher_transfer_and_distill_stages(sample_data, tiny_encoder_dir, tmp_path):
     config_path = write_config(
         tmp_path,
         sample_data,
         teacher=f'model = "{tiny_encoder_dir}"\nmethod = "bitfit"\nepochs = 1\nbatch_size = 16\nmax_length = 32',
         transfer='augment = ["mask"]\naugment_factor = 1',
     )
-    text = config_path.read_text().replace("seed = 0", 'seed = 0\nstages = ["load", "split", "baseline", "teach", "label", "evaluate", "report"]')
+    stages = 'stages = ["load", "split", "baseline", "teach", "label", "distill", "evaluate", "report"]'
+    text = config_path.read_text().replace("seed = 0", f"seed = 0\n{stages}") + STUDENTS
     config_path.write_text(text)
     Pipeline(RunConfig.from_toml(config_path), tmp_path / "run").run()
     run = tmp_path / "run"
@@ -105,9 +127,25 @@ def test_teacher_and_transfer_stages(sample_data, tiny_encoder_dir, tmp_path):
     n_train = len(json.loads((run / "data" / "split.json").read_text())["train"])
     assert transfer["finished"] and transfer["counts"]["originals"] == n_train + 50
     assert transfer["counts"]["augmented"] > 0
-    assert sorted(p.stem for p in (run / "evaluations").glob("*.json")) == ["baseline", "teacher"]
-    assert "teacher" in (run / "report" / "report.md").read_text()
+    for name, kind in (("static", "static"), ("lstm", "bilstm"), ("small", "transformer")):
+        manifest = json.loads((run / "models" / name / "manifest.json").read_text())
+        assert manifest["kind"] == kind and manifest["labels"] == teacher["labels"]
+        assert manifest["config"]["distillation"]["n_messages"] == transfer["counts"]["written"]
+        assert manifest["config"]["data"]["text_columns"] == ["subject", "body"]
+    assert sorted(p.stem for p in (run / "evaluations").glob("*.json")) == ["baseline", "lstm", "small", "static", "teacher"]
+    report = (run / "report" / "report.md").read_text()
+    assert all(name in report for name in ("teacher", "static", "lstm", "small"))
     assert not (run / "models" / "teacher" / "checkpoint").exists()
+
+
+def test_student_tables_are_checked(sample_data, tmp_path):
+    path = write_config(tmp_path, sample_data)
+    path.write_text(path.read_text() + '\n[[students]]\nkind = "forest"\n')
+    with pytest.raises(TextdistillError, match="unknown student kind 'forest'"):
+        RunConfig.from_toml(path)
+    path.write_text(path.read_text().replace('"forest"', '"static"') + '\n[[students]]\nkind = "static"\n')
+    with pytest.raises(TextdistillError, match="is taken"):
+        RunConfig.from_toml(path)
 
 
 def test_teacher_options_are_checked(sample_data, tmp_path):

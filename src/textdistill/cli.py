@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -42,6 +42,7 @@ AnnotatedColumn = Annotated[
     str | None, typer.Option(help="Flag column (true/false) that marks which rows are annotated.")
 ]
 CleanEmail = Annotated[bool, typer.Option(help="Strip quoted replies and signatures from emails.")]
+CleanEmailAsTrained = Annotated[bool | None, typer.Option(help="Email clean-up (default: as the teacher was trained).", show_default=False)]
 SkipBadRows = Annotated[bool, typer.Option(help="Skip bad rows instead of stopping; they are counted and reported.")]
 Encoding = Annotated[str, typer.Option(help="Text encoding of CSV / JSONL files.")]
 Threads = Annotated[int | None, typer.Option(help="CPU threads for prediction (default: all cores).")]
@@ -280,7 +281,7 @@ def label(
     seed: Annotated[int, typer.Option(help="Seed of the augmentation.")] = 0,
     text_column: TextColumns = None,
     id_column: IdColumn = None,
-    clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as the teacher was trained).", show_default=False)] = None,
+    clean_email: CleanEmailAsTrained = None,
     skip_bad_rows: SkipBadRows = False,
     encoding: Encoding = "utf-8",
     quiet: Quiet = False,
@@ -313,6 +314,109 @@ def label(
         f"Transfer set: {counts['written']:,} messages ({counts['originals']:,} original, {counts['augmented']:,} augmented, "
         f"{counts['filtered_out_total']:,} filtered out) in {out}"
     )
+
+
+@app.command()
+def distill(
+    teacher: Annotated[list[Path], typer.Option(help="A saved teacher; repeat for an ensemble (soft targets averaged).")],
+    student: Annotated[str, typer.Option(help="Student kind: static, bilstm or transformer.")],
+    out: Annotated[Path, typer.Option(help="Directory to save the student in.")],
+    transfer: Annotated[
+        Path | None, typer.Option(help="Transfer set written by `textdistill label` (omit it to train the student on --train labels alone, as a control).")
+    ] = None,
+    train: Annotated[Path | None, typer.Option(help="Annotated messages: their labels join the soft targets.")] = None,
+    validation: Annotated[Path | None, typer.Option(help="Validation file (default: split off train).")] = None,
+    validation_fraction: Annotated[float, typer.Option(help="Share of train held out when no validation file is given.")] = 0.1,
+    teacher_weight: Annotated[list[float] | None, typer.Option(help="Weight of each --teacher, in order (default: equal).")] = None,
+    loss: Annotated[
+        list[str] | None,
+        typer.Option(help="Loss term name[:weight[:key=value,...]], repeatable, e.g. kd:0.7:temperature=2 (default: per student kind)."),
+    ] = None,
+    setting: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Student setting key=value, repeatable, e.g. dim=128, hidden=512, encoder=minilm-l3, layers=[0,2,4]."),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: per student kind).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Messages per training step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate of the student's body.")] = None,
+    head_lr: Annotated[float | None, typer.Option(help="Learning rate of the student's head.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the initialisation and the batch order.")] = 0,
+    threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global or per_label.")] = "global",
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    clean_email: CleanEmailAsTrained = None,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    quiet: Quiet = False,
+) -> None:
+    """Distil a small, fast student from one or more teachers and a transfer set.
+
+    Students: `static` (mean-pooled token embeddings, initialised from the teacher, GloVe or
+    hashed n-grams; numpy-only inference), `bilstm` (Tang et al.), `transformer` (every other
+    layer of the teacher, or `--set encoder=minilm-l3` for a packaged smaller encoder).
+    Losses by name: kd, ce, logit_mse, cosine, pkd, tinybert_embedding, tinybert_hidden.
+
+    Example: `textdistill distill --teacher models/teacher --transfer transfer/ --train train.csv --student static --out models/static`
+
+    Example: `textdistill distill --teacher t1 --teacher t2 --transfer transfer/ --train train.csv --student transformer --set encoder=minilm-l3 --loss kd:1:temperature=2 --out models/l3`
+    """
+    from textdistill.distill.recipe import StudentSpec, distill as distill_student, parse_loss_term, parse_setting
+
+    set_quiet(quiet)
+    spec = _spec_as_trained(teacher[0], text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
+    spec = replace(spec, id_column=id_column, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = held_out = None
+    if train is not None:
+        messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec)
+    training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": lr, "head_learning_rate": head_lr, "seed": seed}
+    student_spec = StudentSpec(
+        student,
+        dict(parse_setting(item) for item in setting or []),
+        [parse_loss_term(item) for item in loss] if loss else None,
+        {key: value for key, value in training.items() if value is not None},
+    )
+    model = distill_student(
+        student_spec,
+        teachers=teacher,
+        transfer_dir=transfer,
+        out_dir=out,
+        train=messages,
+        validation=held_out,
+        teacher_weights=teacher_weight,
+        threshold_mode=threshold_mode,
+        spec_data={**asdict(spec), "text_columns": list(spec.text_columns)},
+    )
+    typer.echo(f"Saved {student} student ({model.n_params:,} parameters) to {out}")
+
+
+@app.command("early-exit")
+def early_exit(
+    model_dir: Annotated[Path, typer.Argument(help="A saved transformer model: a teacher or a transformer student.")],
+    transfer: Annotated[Path, typer.Option(help="Transfer set whose texts train the branches (no labels needed).")],
+    out: Annotated[Path, typer.Option(help="Directory to save the early-exit model in.")],
+    threshold: Annotated[float, typer.Option(help="Exit when a branch's normalised entropy is below this (0: never early).")] = 0.1,
+    epochs: Annotated[int, typer.Option(help="Epochs of branch training.")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Messages per training step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Learning rate of the branches.")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed of the initialisation and the batch order.")] = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Add FastBERT early exit to a transformer: a classifier branch after every layer, trained
+    by self-distillation from the model's own final classifier on the transfer-set texts.
+
+    At prediction time a message leaves at the first layer whose branch is confident enough
+    (normalised entropy below --threshold); batches shrink as messages leave. `evaluate`
+    reports accuracy and mean layers used for a sweep of thresholds.
+
+    Example: `textdistill early-exit models/student-l6 --transfer transfer/ --out models/student-l6-exit`
+    """
+    from textdistill.students.early_exit import train_early_exit
+    from textdistill.transfer.store import TransferSet
+
+    set_quiet(quiet)
+    texts = TransferSet.load(transfer).texts
+    model = train_early_exit(model_dir, texts, out, epochs=epochs, batch_size=batch_size, learning_rate=lr, seed=seed, threshold=threshold)
+    typer.echo(f"Saved early-exit model ({model.n_layers} layers, threshold {threshold}) to {out}")
 
 
 def _spec_as_trained(model_dir: Path, **overrides) -> DataSpec:

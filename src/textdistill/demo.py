@@ -10,7 +10,7 @@ from textdistill.pipeline import Pipeline, RunConfig, RunState
 DEMO_CONFIG = """\
 # The demo's pipeline: edit and rerun with `textdistill run {path}`
 [run]
-stages = ["load", "split", "baseline", "teach", "label", "evaluate", "report"]
+stages = ["load", "split", "baseline", "teach", "label", "distill", "evaluate", "report"]
 seed = 0
 
 [data]
@@ -34,6 +34,18 @@ max_length = 128
 [transfer]
 augment = ["mask", "ngram"]
 augment_factor = 1
+
+# Students distilled from the teacher's soft targets on the transfer set
+[[students]]
+name = "static"
+kind = "static"
+embeddings = "teacher"  # Model2Vec-style vectors distilled from the teacher's own tokens
+
+[[students]]
+name = "bilstm"
+kind = "bilstm"
+hidden = 150
+training = {{ epochs = 8 }}
 
 [evaluate]
 {threads}latency_samples = 100

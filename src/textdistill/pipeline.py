@@ -7,6 +7,7 @@ Run directory layout::
     RUN_DIR/data/split.json        ids of the train and validation messages
     RUN_DIR/models/NAME/           every trained model (manifest.json + weights): baseline, teacher
     RUN_DIR/transfer/              the teacher's logits on train + unannotated (+ augmented) messages
+    RUN_DIR/models/STUDENT/        every student distilled from the teacher ([[students]] tables)
     RUN_DIR/evaluations/NAME.json  quality and cost of every model on the test set
     RUN_DIR/report/                report.md, report.html, quality_vs_latency.svg
 """
@@ -26,6 +27,7 @@ from rich.console import Console
 
 from textdistill.data.messages import DataSpec, MessageSet, load_messages, require_two_classes
 from textdistill.data.split import train_validation_split
+from textdistill.distill.recipe import StudentSpec
 from textdistill.errors import TextdistillError
 from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
 from textdistill.evaluate.report import build_report, collect_evaluations
@@ -34,8 +36,8 @@ from textdistill.models.encoder_config import EncoderConfig
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.recipes import train_baseline, train_teacher
 
-STAGE_ORDER = ("load", "split", "baseline", "teach", "label", "evaluate", "report")
-_REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "evaluate": "load"}
+STAGE_ORDER = ("load", "split", "baseline", "teach", "label", "distill", "evaluate", "report")
+_REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "distill": "label", "evaluate": "load"}
 
 console = Console(stderr=True, soft_wrap=True)
 
@@ -74,6 +76,7 @@ class RunConfig:
     teacher: EncoderConfig = field(default_factory=EncoderConfig)
     teacher_training: TrainingArguments = field(default_factory=TrainingArguments)
     transfer: TransferConfig = field(default_factory=lambda: TransferConfig())
+    students: tuple[tuple[str, StudentSpec], ...] = ()  # (name, spec): saved to models/NAME
     cost: CostSettings = field(default_factory=CostSettings)
     report_title: str = "textdistill report"
 
@@ -94,7 +97,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
         raw = {section: dict(values) if isinstance(values, dict) else values for section, values in raw.items()}
-        unknown = set(raw) - {"run", "data", "baseline", "teacher", "transfer", "evaluate", "report"}
+        unknown = set(raw) - {"run", "data", "baseline", "teacher", "transfer", "students", "evaluate", "report"}
         if unknown:
             raise ValueError(f"unknown sections: {', '.join(sorted(unknown))}")
         run = raw.get("run", {})
@@ -116,9 +119,26 @@ class RunConfig:
             teacher=_strict(EncoderConfig, teacher),
             teacher_training=_strict(TrainingArguments, {"seed": int(run.get("seed", 0)), **teacher_training}),
             transfer=_strict(TransferConfig, raw.get("transfer", {})),
+            students=_students(raw.get("students", [])),
             cost=CostSettings(**raw.get("evaluate", {})),
             report_title=raw.get("report", {}).get("title", "textdistill report"),
         )
+
+
+def _students(tables: list[dict[str, Any]]) -> tuple[tuple[str, StudentSpec], ...]:
+    """``[[students]]`` tables: ``kind``, an optional ``name`` (default: the kind), ``losses``,
+    ``training`` and the kind's own settings."""
+    students = []
+    for table in tables:
+        table = dict(table)
+        name = str(table.pop("name", table.get("kind")))
+        if name in {"baseline", "teacher"} or name in {n for n, _ in students}:
+            raise ValueError(f"student name {name!r} is taken; give each [[students]] table its own name")
+        try:
+            students.append((name, StudentSpec.from_dict(table)))
+        except TextdistillError as exc:
+            raise ValueError(f"[[students]] {name}: {exc}") from None
+    return tuple(students)
 
 
 def _check_stages(stages: tuple[str, ...]) -> None:
@@ -237,6 +257,27 @@ class Pipeline:
         )
         counts = transfer.manifest["counts"]
         console.print(f"transfer set: {counts['written']} messages ({counts['augmented']} augmented, {counts['filtered_out_total']} filtered out)")
+
+    def stage_distill(self) -> None:
+        from textdistill.distill.recipe import distill
+
+        if not self.config.students:
+            raise TextdistillError("the distill stage has no students: add [[students]] tables (kind = static, bilstm or transformer).")
+        models = self.state.run_dir / "models"
+        spec = self.config.data.spec
+        for name, student in self.config.students:
+            console.print(f"distilling {name} ({student.kind})")
+            model = distill(
+                student,
+                teachers=[models / "teacher"],
+                transfer_dir=self.state.run_dir / "transfer",
+                out_dir=models / name,
+                train=self.state.train,
+                validation=self.state.validation,
+                threshold_mode=self.config.threshold_mode,
+                spec_data={**asdict(spec), "text_columns": list(spec.text_columns)},
+            )
+            console.print(f"{name}: {model.n_params:,} parameters, saved to {models / name}")
 
     def stage_evaluate(self) -> None:
         models = sorted(p.parent for p in (self.state.run_dir / "models").glob("*/manifest.json"))

@@ -8,6 +8,7 @@ are chosen on messages no model has learnt from.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -109,7 +110,7 @@ def make_student(spec: StudentSpec, teacher_dir: str | Path, work_dir: str | Pat
         from textdistill.students.static import StaticConfig, StaticStudent
 
         settings.setdefault("init_from", str(teacher_dir))
-        training = _training(StaticStudent.default_training(), spec.training)
+        training = _training(StaticStudent.default_training(settings.get("embeddings", "teacher")), spec.training)
         return StaticStudent(StaticConfig.from_dict(settings), training=training)
     if spec.kind == "bilstm":
         from textdistill.students.bilstm import BiLSTMConfig, BiLSTMStudent
@@ -135,23 +136,33 @@ def distill(
     spec: StudentSpec,
     *,
     teachers: Sequence[str | Path],
-    transfer_dir: str | Path,
+    transfer_dir: str | Path | None,
     out_dir: str | Path,
     train: MessageSet | None = None,
     validation: MessageSet | None = None,
     teacher_weights: Sequence[float] | None = None,
     threshold_mode: str = "global",
+    spec_data: Mapping[str, Any] | None = None,
 ) -> TextClassifier:
-    """Distil one student from the teachers' soft targets and save it to ``out_dir``."""
+    """Distil one student from the teachers' soft targets and save it to ``out_dir``. Without
+    ``transfer_dir``, train the same student on ``train``'s labels alone (the control that shows
+    what distillation adds); the teacher then only initialises it.
+
+    ``spec_data`` are the data settings recorded with the student (how to read its messages);
+    by default the first teacher's."""
     from textdistill.distill.trainer import DistillationTrainer
 
     if not teachers:
         raise TextdistillError("give at least one teacher (--teacher DIR)")
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    data = distillation_data(teachers, transfer_dir, train, validation, teacher_weights)
     student = make_student(spec, teachers[0], out_dir)
-    student.label_space = Manifest.read(Path(teachers[0]) / MANIFEST_FILE).label_space
+    teacher_manifest = Manifest.read(Path(teachers[0]) / MANIFEST_FILE)
+    data_settings = dict(spec_data) if spec_data is not None else teacher_manifest.config.get("data", {})
+    if transfer_dir is None:
+        return _labels_only(student, train, validation, out_dir, spec, teachers[0], data_settings, threshold_mode, started)
+    data = distillation_data(teachers, transfer_dir, train, validation, teacher_weights)
+    student.label_space = teacher_manifest.label_space
     losses = spec.losses if spec.losses is not None else DEFAULT_LOSSES[spec.kind]
     needs_teacher = any(term["name"] in {"cosine", "pkd", "tinybert_embedding", "tinybert_hidden", "tinybert_attention"} for term in losses)
     teacher = None
@@ -174,9 +185,59 @@ def distill(
         "seconds": round(time.perf_counter() - started, 1),
     }
     fingerprint = data_fingerprint(data.texts, [s or () for s in data.label_sets], str(transfer_dir))
-    student.save(out_dir, config={"distillation": distillation}, training_data=fingerprint)
+    student.save(out_dir, config={"data": data_settings, "distillation": distillation}, training_data=fingerprint)
     _remove_checkpoint(out_dir / "checkpoint")
     return student
+
+
+def _labels_only(student, train, validation, out_dir, spec, teacher_dir, data_settings, threshold_mode, started) -> TextClassifier:
+    """The control experiment: the same student (same initialisation) trained on the annotated
+    messages alone, with no soft targets."""
+    from textdistill.training.recipes import fit_messages
+
+    if train is None or not len(train):
+        raise TextdistillError("without a transfer set the student learns from labels alone: give --train with annotated messages")
+    if spec.losses is not None:
+        raise TextdistillError("loss terms need a transfer set (--transfer); without one the student trains on the labels with cross-entropy")
+    student.checkpoint_dir = out_dir / "checkpoint"
+    fit_messages(student, train, validation, threshold_mode)
+    distillation = {"kind": spec.kind, "teachers": [str(Path(teacher_dir).resolve())], "transfer": None, "losses": None,
+                    "n_messages": len(train), "n_annotated": len(train), "seconds": round(time.perf_counter() - started, 1)}
+    student.save(out_dir, config={"data": data_settings, "distillation": distillation}, training_data=data_fingerprint(train.texts, train.labels, train.source))
+    _remove_checkpoint(out_dir / "checkpoint")
+    return student
+
+
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON when it parses (numbers, booleans, lists, maps), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``key=value`` from the command line."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise TextdistillError(f"setting {text!r} should look like key=value, e.g. dim=128")
+    return key.strip(), parse_value(value.strip())
+
+
+def parse_loss_term(text: str) -> dict[str, Any]:
+    """``name[:weight[:key=value,...]]``, e.g. ``kd:0.7:temperature=2`` or ``tinybert_hidden:1:layer_map={"1":4}``."""
+    name, _, rest = text.partition(":")
+    weight, _, params = rest.partition(":")
+    term: dict[str, Any] = {"name": name.strip()}
+    if weight.strip():
+        try:
+            term["weight"] = float(weight)
+        except ValueError:
+            raise TextdistillError(f"loss {text!r}: the weight {weight!r} is not a number (format: name:weight:key=value,...)") from None
+    for item in filter(None, (p.strip() for p in params.split(",") if params)):
+        key, value = parse_setting(item)
+        term[key] = value
+    return term
 
 
 def _training(defaults: TrainingArguments, overrides: Mapping[str, Any]) -> TrainingArguments:

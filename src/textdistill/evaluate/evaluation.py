@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from textdistill.evaluate.metrics import quality_metrics
 from textdistill.models.base import TextClassifier, load_model
 from textdistill.models.manifest import package_versions
 from textdistill.progress import track
+
+if TYPE_CHECKING:
+    from textdistill.students.early_exit import EarlyExitClassifier
 
 PREDICT_BATCH_SIZE = 256
 
@@ -102,9 +106,29 @@ def evaluate_model(
     else:
         result.update(dict.fromkeys(("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb", "size_mb", "threads")))
         result["n_params"] = model.n_params
+    if model.kind == "early_exit":
+        result["early_exit"] = early_exit_summary(model, messages, threads=cost.threads)
     result["machine"] = machine_info()
     result["versions"] = package_versions()
     return result
+
+
+def early_exit_summary(model: EarlyExitClassifier, messages: MessageSet, *, threads: int | None = None) -> dict:
+    """The speed/quality curve of an early-exit model over the default thresholds and its own."""
+    import torch
+
+    from textdistill.students.early_exit import DEFAULT_SWEEP, exit_curve
+
+    thresholds = sorted({*DEFAULT_SWEEP, model.threshold})
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        used = torch.get_num_threads()
+        curve = exit_curve(model, messages.texts, messages.labels, thresholds)
+    finally:
+        torch.set_num_threads(previous)
+    return {"threshold": model.threshold, "n_layers": model.n_layers, "device": str(model.device), "threads": used, "curve": curve}
 
 
 def write_evaluation(result: dict, path: str | Path) -> Path:

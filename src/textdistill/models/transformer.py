@@ -44,6 +44,24 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+@torch.inference_mode()
+def length_sorted_logits(model, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """(n, L) logits of a torch model (``token_ids``, ``collate``, ``network``) in batches of
+    messages of similar length, so that little padding is computed."""
+    network = model.network
+    if network is None:
+        raise RuntimeError(f"this {model.kind} model has no network yet: call fit() or load() first")
+    network.eval()
+    texts = list(texts)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    logits = np.empty((len(texts), len(model.label_space)), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        rows = order[start : start + batch_size]
+        batch = model.collate(model.token_ids([texts[i] for i in rows]))
+        logits[rows] = network(**batch).float().cpu().numpy()
+    return logits
+
+
 def head_tail_ids(ids: list[int], budget: int, head_fraction: float) -> list[int]:
     """Keep ``budget`` token ids: the first ``head_fraction`` of them and the rest from the end."""
     if len(ids) <= budget:
@@ -153,19 +171,9 @@ class TransformerClassifier(TextClassifier):
     def encode_batch(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.collate(self.token_ids(texts))
 
-    @torch.inference_mode()
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Logits (n, L), computed in length-sorted batches."""
-        network = self._network()
-        network.eval()
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        logits = np.empty((len(texts), len(self._space())), dtype=np.float32)
-        size = self.config.predict_batch_size
-        for start in range(0, len(texts), size):
-            rows = order[start : start + size]
-            batch = self.encode_batch([texts[i] for i in rows])
-            logits[rows] = network(**batch).float().cpu().numpy()
-        return logits
+        return length_sorted_logits(self, texts, self.config.predict_batch_size)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         logits = torch.from_numpy(self.decision_function(texts))

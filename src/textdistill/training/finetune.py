@@ -27,6 +27,7 @@ from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from textdistill.models.manifest import data_fingerprint
+from textdistill.models.thresholds import tune_thresholds
 from textdistill.progress import track
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.probe import fit_linear_probe
@@ -227,11 +228,14 @@ class FineTuner:
 
 
 def validation_score(model, validation: tuple[Sequence[str], Sequence[Sequence[str]]]) -> float:
-    """Accuracy (single-label) or micro-F1 at 0.5 (multi-label) on validation data."""
+    """Accuracy (single-label), or micro-F1 at the best global threshold (multi-label: the
+    threshold is tuned on validation afterwards, and a fixed 0.5 reads 0 early in training,
+    when every probability is still small)."""
     space = model.label_space
     proba = model.predict_proba(list(validation[0]))
     if not space.multi_label:
         return float((proba.argmax(1) == space.encode_single(validation[1])).mean())
-    y, pred = space.encode(validation[1]).astype(bool), proba >= 0.5
+    y = space.encode(validation[1]).astype(bool)
+    pred = proba >= tune_thresholds(y, proba, "global")
     tp = (pred & y).sum()
     return float(2 * tp / max(pred.sum() + y.sum(), 1))

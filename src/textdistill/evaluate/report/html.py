@@ -82,6 +82,13 @@ def render_html(evaluations: list[dict], *, title: str, svg: str) -> str:
     if levels := tables.level_table(evaluations):
         out += ["<section><h2>Scores per hierarchy level</h2>", render_table(levels), "</section>"]
 
+    early_exit = [(ev, table) for ev in evaluations if (table := tables.early_exit_table(ev))]
+    if early_exit:
+        out += ["<section><h2>Early exit</h2>", _muted(tables.EARLY_EXIT_NOTE)]
+        for ev, table in early_exit:
+            out += [f"<h3>{escape(tables.early_exit_heading(ev))}</h3>", render_table(table)]
+        out.append("</section>")
+
     out.append("<section><h2>Labels, weakest first</h2>")
     for i, ev in enumerate(evaluations):
         labels = tables.weakest_labels(ev)

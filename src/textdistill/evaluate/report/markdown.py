@@ -47,6 +47,12 @@ def render_markdown(evaluations: list[dict], *, title: str, plot_file: str) -> s
     if levels := tables.level_table(evaluations):
         out += ["## Scores per hierarchy level", "", render_table(levels), ""]
 
+    early_exit = [(ev, table) for ev in evaluations if (table := tables.early_exit_table(ev))]
+    if early_exit:
+        out += ["## Early exit", "", escape(tables.EARLY_EXIT_NOTE), ""]
+        for ev, table in early_exit:
+            out += [f"### {escape(tables.early_exit_heading(ev))}", "", render_table(table), ""]
+
     out += [f"## Weakest labels ({tables.MARKDOWN_LABELS} per model; all in report.html)", ""]
     for ev in evaluations:
         labels = tables.weakest_labels(ev)

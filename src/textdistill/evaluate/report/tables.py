@@ -100,6 +100,44 @@ def level_table(evaluations: list[dict]) -> Table | None:
     return Table(("level", "model", "accuracy", "micro-F1", "macro-F1"), rows, (True, False, True, True, True))
 
 
+EARLY_EXIT_NOTE = (
+    "A message leaves at the first layer whose prediction uncertainty (normalised entropy) is below the "
+    "threshold; threshold 0 runs every layer. ms/msg is batched prediction time per message. "
+    "The model's own threshold in bold."
+)
+
+
+def early_exit_table(evaluation: dict) -> Table | None:
+    """An early-exit model's quality, mean layers used and speed per exit threshold, or None."""
+    early = evaluation.get("early_exit") or {}
+    curve = early.get("curve") or []
+    if not curve:
+        return None
+    multi_label = bool(evaluation.get("multi_label"))
+    rows = tuple(
+        (
+            DASH if (threshold := number(p.get("threshold"))) is None else f"{threshold:g}",
+            fmt_score(p.get("micro_f1" if multi_label else "accuracy")),
+            DASH if (layers := number(p.get("mean_layers"))) is None else f"{layers:.2f}",
+            fmt_ms(p.get("ms_per_message")),
+        )
+        for p in curve
+    )
+    own = number(early.get("threshold"))
+    bold = frozenset((r, c) for r, p in enumerate(curve) if own is not None and number(p.get("threshold")) == own for c in range(4))
+    header = ("threshold", "micro-F1" if multi_label else "accuracy", "mean layers", "ms/msg")
+    return Table(header, rows, (True,) * 4, bold)
+
+
+def early_exit_heading(evaluation: dict) -> str:
+    """The model's name with the device and thread count its early-exit curve was timed on."""
+    early = evaluation.get("early_exit") or {}
+    parts = [str(early["device"])] if early.get("device") else []
+    if number(early.get("threads")):
+        parts.append(f"{fmt_count(early['threads'])} thread(s)")
+    return f"{evaluation['name']} ({', '.join(parts)})" if parts else evaluation["name"]
+
+
 def weakest_labels(evaluation: dict) -> list[dict]:
     """Per-label scores, lowest F1 first (ties: lowest support first); labels without an F1 last."""
 

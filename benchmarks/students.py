@@ -1,0 +1,92 @@
+"""Benchmark: students distilled from the mpnet-base teacher on BANKING77, through the real CLI.
+
+    python benchmarks/students.py [--threads 2] [--students static bilstm minilm-l3 minilm-l6]
+
+Steps (each skipped when its output exists, so an interrupted run resumes):
+1. the teacher (``teacher-full``, see RESULTS.md) labels BANKING77 train minus the validation
+   split, plus two augmented copies of each message (mask, POS, n-gram);
+2. every student is distilled from those soft targets and the train labels;
+3. baseline, teacher and students are evaluated on the test set in one run with the same
+   thread count (cost: median of ``--repeats`` evaluations), and one report is built.
+Prints a Markdown table: accuracy, share of the teacher's accuracy, batch-1 latency and its
+ratio to the teacher's, messages/s at batch 256, peak memory, size and parameters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from common import CLI, finished, run, transfer_texts
+
+HERE = Path(__file__).resolve().parent
+STUDENTS = {
+    "static": ["--student", "static"],
+    "bilstm": ["--student", "bilstm"],
+    "minilm-l3": ["--student", "transformer", "--set", "encoder=minilm-l3", "--set", "max_length=64"],
+    "minilm-l6": ["--student", "transformer", "--set", "encoder=minilm-l6", "--set", "max_length=64"],
+}
+
+
+def evaluate(model_dir: Path, test: Path, out: Path, name: str, threads: int, repeats: int) -> dict:
+    """Median cost over ``repeats`` evaluations (quality is deterministic)."""
+    results = []
+    for repeat in range(repeats):
+        path = out / f"{name}.{repeat}.json"
+        if not path.exists():
+            run([*CLI, "evaluate", str(model_dir), "--data", str(test), "--json", str(path), "--name", name, "--threads", str(threads), "--quiet"])
+        results.append(json.loads(path.read_text()))
+    merged = dict(results[0])
+    for key in ("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb"):
+        merged[key] = statistics.median(r[key] for r in results)
+    (out / f"{name}.json").write_text(json.dumps(merged, indent=2))
+    return merged
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "banking77")
+    parser.add_argument("--runs", type=Path, default=HERE / "runs" / "banking77")
+    parser.add_argument("--teacher", default="teacher-full")
+    parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    train, test, runs = args.data / "train.csv", args.data / "test.csv", args.runs
+    teacher = runs / args.teacher
+    if not (teacher / "manifest.json").exists():
+        sys.exit(f"no teacher in {teacher}: train it first (RESULTS.md has the command)")
+    transfer = runs / "transfer"
+    if not finished(transfer):
+        run([*CLI, "label", "--teacher", str(teacher), "--texts", str(transfer_texts(train, runs)), "--augment", "mask,pos,ngram",
+             "--augment-factor", "2", "--out", str(transfer), "--quiet"])
+    models = {"baseline": runs / "baseline", "teacher": teacher}
+    for name in args.students:
+        out = runs / f"student-{name}"
+        if not (out / "manifest.json").exists():
+            run([*CLI, "distill", "--teacher", str(teacher), "--transfer", str(transfer), "--train", str(train), *STUDENTS[name], "--out", str(out), "--quiet"])
+        models[name] = out
+    evaluations = runs / "students-eval"
+    evaluations.mkdir(exist_ok=True)
+    results = {name: evaluate(path, test, evaluations, name, args.threads, args.repeats) for name, path in models.items()}
+    run([*CLI, "report", *(str(evaluations / f"{name}.json") for name in models), "--out", str(runs / "students-report"), "--title", "BANKING77: teacher and students"])
+    print_table(results)
+
+
+def print_table(results: dict[str, dict]) -> None:
+    teacher = results["teacher"]
+    print("| model | accuracy | of teacher | macro-F1 | ms/msg p50 | teacher / this | msgs/s (batch 256) | peak MB | size MB | parameters |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, r in results.items():
+        print(
+            f"| {name} | {r['accuracy']:.4f} | {r['accuracy'] / teacher['accuracy']:.1%} | {r['macro_f1']:.4f} | {r['latency_ms_p50']:.2f} | "
+            f"{teacher['latency_ms_p50'] / r['latency_ms_p50']:.1f}x | {r['throughput_per_s']:,.0f} | {r['peak_rss_mb']:,.0f} | "
+            f"{r['size_mb']:.1f} | {r['n_params']:,} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
