@@ -83,11 +83,15 @@ def test_skip_bad_rows_count_reaches_the_output(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)
 def test_demo_runs_end_to_end(tmp_path):
     # A safety net, not a speed target: the demo's time is measured in benchmarks/RESULTS.md.
-    result = cli("demo", "--out", tmp_path / "demo", "--quiet", timeout=1200)
+    result = cli("demo", "--out", tmp_path / "demo", "--quiet", timeout=1400)
     assert result.returncode == 0, result.stderr
     report = tmp_path / "demo" / "run" / "report" / "report.html"
     assert f"Report: {report}" in result.stdout and report.exists()
     evaluation = json.loads((tmp_path / "demo" / "run" / "evaluations" / "baseline.json").read_text())
     assert evaluation["multi_label"] and evaluation["hierarchical"] and len(evaluation["per_label"]) >= 12
+    evaluations = sorted(p.stem for p in (tmp_path / "demo" / "run" / "evaluations").glob("*.json"))
+    assert evaluations == ["baseline", "bilstm", "static", "teacher"]
+    assert all(name in report.read_text() for name in evaluations)

@@ -188,12 +188,38 @@ def test_hidden_state_losses_pull_the_students_layers_toward_the_teachers(transf
     settings = {"encoder": encoder, "dropout": 0.0}
     spec = StudentSpec("transformer", settings, [{"name": "kd", "weight": 0.0}], {"epochs": 0})
     before = distance(distill(spec, teachers=[transformer_teacher_dir], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "a"))
-    spec = StudentSpec("transformer", settings, [{"name": "tinybert_hidden"}], {"epochs": 2, "batch_size": 16, "learning_rate": 1e-3})
+    losses = [{"name": "tinybert_hidden"}, {"name": "pkd", "strategy": "last", "pooling": "mean"}]
+    spec = StudentSpec("transformer", settings, losses, {"epochs": 2, "batch_size": 16, "learning_rate": 1e-3})
     student = distill(spec, teachers=[transformer_teacher_dir], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "b")
     assert distance(student) < 0.7 * before
     # The teacher only served as a reference: its weights are untouched on disk.
     again = load_model(transformer_teacher_dir)
     torch.testing.assert_close(again.network.state_dict(), teacher.network.state_dict())
+
+
+def test_the_attention_loss_pulls_the_students_attention_maps_toward_the_teachers(transformer_teacher_dir, transformer_transfer_dir, tmp_path):
+    teacher = load_model(transformer_teacher_dir)
+    texts = [t for t, _ in synthetic(30, seed=16)]
+
+    def distance(student) -> float:
+        batch = teacher.encode_batch(texts)
+        for network in (student.network, teacher.network):
+            network.encoder.set_attn_implementation("eager")
+        with torch.no_grad():
+            s = student.network.encoder(**batch, output_attentions=True).attentions
+            t = teacher.network.encoder(**batch, output_attentions=True).attentions
+        return float(sum(((a - b) ** 2).mean() for a, b in zip(s, t)))
+
+    # A random tiny teacher attends almost uniformly; sharpen its maps so there is something to learn.
+    for layer in teacher.network.encoder.encoder.layer:
+        layer.attention.self.query.weight.data *= 20
+        layer.attention.self.key.weight.data *= 20
+    sharp = teacher.save(tmp_path / "sharp", training_data={"sha256": "d"})
+    settings = {"encoder": str(random_bert(teacher, tmp_path / "random", width=32, seed=3)), "dropout": 0.0}
+    untrained = distill(StudentSpec("transformer", settings, [{"name": "kd"}], {"epochs": 0}), teachers=[sharp], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "a")
+    spec = StudentSpec("transformer", settings, [{"name": "tinybert_attention"}], {"epochs": 4, "batch_size": 16, "learning_rate": 5e-3})
+    student = distill(spec, teachers=[sharp], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "b")
+    assert distance(student) < 0.8 * distance(untrained)
 
 
 def test_a_narrower_student_learns_a_projection_to_the_teachers_width(transformer_teacher_dir, transformer_transfer_dir, tmp_path):

@@ -354,7 +354,7 @@ def distill(
     Students: `static` (mean-pooled token embeddings, initialised from the teacher, GloVe or
     hashed n-grams; numpy-only inference), `bilstm` (Tang et al.), `transformer` (every other
     layer of the teacher, or `--set encoder=minilm-l3` for a packaged smaller encoder).
-    Losses by name: kd, ce, logit_mse, cosine, pkd, tinybert_embedding, tinybert_hidden.
+    Losses by name: kd, ce, logit_mse, cosine, pkd, tinybert_embedding, tinybert_hidden, tinybert_attention.
 
     Example: `textdistill distill --teacher models/teacher --transfer transfer/ --train train.csv --student static --out models/static`
 

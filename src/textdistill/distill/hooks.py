@@ -57,8 +57,9 @@ class HiddenStateRecorder:
     and LSTMs do). Outputs are not detached: a student's keep their gradients.
     """
 
-    def __init__(self, model: nn.Module, paths: Sequence[str]) -> None:
+    def __init__(self, model: nn.Module, paths: Sequence[str], index: int = 0) -> None:
         self.paths = list(paths)
+        self.index = index  # which element of a tuple output to keep (1: a self-attention's probabilities)
         self.modules = [_submodule(model, path) for path in self.paths]
         self._recorded: dict[str, Tensor] = {}
         self._handles: list[RemovableHandle] = []
@@ -76,18 +77,21 @@ class HiddenStateRecorder:
         self._handles = []
 
     def _record(self, path: str, module: nn.Module, args: tuple, output) -> None:
+        if hasattr(output, "to_tuple"):  # a Hugging Face ModelOutput
+            output = output.to_tuple()
         if isinstance(output, tuple):
-            output = output[0]
-        elif hasattr(output, "to_tuple"):  # a Hugging Face ModelOutput
-            output = output.to_tuple()[0]
+            output = output[self.index] if len(output) > self.index else None
         self._recorded[path] = output
 
     @property
     def outputs(self) -> list[Tensor]:
         """The recorded outputs, one per path, in the order of ``paths``."""
-        missing = [path for path in self.paths if path not in self._recorded]
+        missing = [path for path in self.paths if self._recorded.get(path) is None]
         if missing:
-            raise RuntimeError(f"nothing recorded for {', '.join(missing)}: run the forward pass inside `with recorder:`")
+            raise RuntimeError(
+                f"nothing recorded for {', '.join(missing)}: run the forward pass inside `with recorder:` "
+                "(for attention probabilities, the model must use eager attention)"
+            )
         return [self._recorded[path] for path in self.paths]
 
 

@@ -52,6 +52,7 @@ class DistillationTrainer(FineTuner):
         self._teacher_logits: torch.Tensor | None = None
         self._label_mask: np.ndarray | None = None
         self._recorders: tuple[HiddenStateRecorder, HiddenStateRecorder] | None = None
+        self._attention_recorders: tuple[HiddenStateRecorder, HiddenStateRecorder] | None = None
 
     def train(self, model, texts, label_sets, validation=None, *, teacher_logits: np.ndarray) -> list[dict]:
         """``label_sets[i]`` is None for unannotated messages; ``teacher_logits`` is (n, L) in the
@@ -91,6 +92,10 @@ class DistillationTrainer(FineTuner):
                 "teacher_hidden": [h.detach().float() for h in teacher_recorder.outputs],
                 "attention_mask": batch["attention_mask"],
             }
+            if self._attention_recorders is not None:
+                student_attentions, teacher_attentions = self._attention_recorders
+                states["student_attentions"] = student_attentions.outputs
+                states["teacher_attentions"] = [a.detach().float() for a in teacher_attentions.outputs]
         distill_batch = DistillBatch(
             student_logits=logits,
             teacher_logits=targets["teacher_logits"],
@@ -112,20 +117,33 @@ class DistillationTrainer(FineTuner):
         intermediate states, start recording both networks' layer outputs."""
         terms = self.terms
         if self._needs_states:
-            if "tinybert_attention" in {t["name"] for t in terms}:
-                raise TextdistillError(
-                    "the tinybert_attention loss is not wired into `distill` yet: it needs eager attention on both models; "
-                    "use tinybert_hidden, tinybert_embedding, pkd or cosine"
-                )
             terms = [self._with_widths(term, model) for term in terms]
             self.teacher.network.eval()
-            student_paths = layer_paths(model.network, embeddings=True)
-            teacher_paths = layer_paths(self.teacher.network, embeddings=True)
-            self._recorders = (
-                self._hooks.enter_context(HiddenStateRecorder(model.network, student_paths)),
-                self._hooks.enter_context(HiddenStateRecorder(self.teacher.network, teacher_paths)),
+            networks = (model.network, self.teacher.network)
+            self._recorders = tuple(
+                self._hooks.enter_context(HiddenStateRecorder(network, layer_paths(network, embeddings=True))) for network in networks
             )
+            if "tinybert_attention" in {t["name"] for t in terms}:
+                self._attention_recorders = tuple(self._record_attentions(network) for network in networks)
         self.losses = WeightedLossSum(terms).to(model.device)
+
+    def _record_attentions(self, network) -> HiddenStateRecorder:
+        """Switch the encoder to eager attention (SDPA computes no probabilities), without attention
+        dropout, and record each layer's attention probabilities, the second output of its
+        self-attention module."""
+        encoder = network.encoder
+        paths = [f"{path}.attention.self" for path in layer_paths(network)]
+        if encoder.config.model_type not in ("bert", "roberta", "xlm-roberta", "electra") or not hasattr(encoder, "set_attn_implementation"):
+            raise TextdistillError(
+                f"the tinybert_attention loss reads attention probabilities of BERT-like encoders; {encoder.config.model_type} "
+                "does not return them to hooks. Use tinybert_hidden, pkd or cosine with this model"
+            )
+        encoder.set_attn_implementation("eager")
+        # The recorded probabilities come after attention dropout; matching dropped-out maps would
+        # pull the student's maps below the teacher's (the dropout noise adds p² variance).
+        for path in paths:
+            network.get_submodule(path).dropout.p = 0.0
+        return self._hooks.enter_context(HiddenStateRecorder(network, paths, index=1))
 
     def _with_widths(self, term: dict, model) -> dict:
         """Fill in student_dim / teacher_dim for losses that project between widths."""
