@@ -263,3 +263,17 @@ def test_unknown_student_kind_lists_the_kinds():
 def test_transfer_dir_must_exist(teacher_dir, tmp_path):
     with pytest.raises(TextdistillError, match="label"):
         distillation_data([teacher_dir], Path(tmp_path / "nothing"), None, None)
+
+
+def test_command_line_loss_terms_and_settings_parse_to_typed_values():
+    from textdistill.distill.recipe import parse_loss_term, parse_setting
+
+    assert parse_loss_term("kd:0.7:temperature=2") == {"name": "kd", "weight": 0.7, "temperature": 2}
+    assert parse_loss_term("ce") == {"name": "ce"}
+    assert parse_loss_term('tinybert_hidden:1:layer_map={"1":4}') == {"name": "tinybert_hidden", "weight": 1.0, "layer_map": {"1": 4}}
+    assert parse_setting("layers=[0,2,4]") == ("layers", [0, 2, 4])
+    assert parse_setting("encoder=minilm-l3") == ("encoder", "minilm-l3")
+    with pytest.raises(TextdistillError, match="key=value"):
+        parse_setting("dim")
+    with pytest.raises(TextdistillError, match="not a number"):
+        parse_loss_term("kd:heavy")

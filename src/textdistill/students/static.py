@@ -238,18 +238,19 @@ class StaticStudent(TextClassifier):
 
     @staticmethod
     def default_training(embeddings: str = "teacher") -> TrainingArguments:
-        """Many short epochs with large learning rates (a bag of vectors trains quickly);
-        early stopping on validation picks the epoch. Vectors distilled from the teacher get a
-        smaller learning rate than GloVe or random ones, to keep more of what they know."""
+        """Short epochs, early stopping on validation. Vectors distilled from the teacher move
+        slowly (Adam at 1e-3, Model2Vec's rate): at 2e-2 they lost what the teacher knew within
+        an epoch on BANKING77 (validation 0.885 at epoch 1, then down; 0.908 at 1e-3). GloVe and
+        random vectors have less to keep and learn faster."""
         return TrainingArguments(
-            epochs=30,
+            epochs=15,
             batch_size=32,
-            learning_rate=2e-2 if embeddings == "teacher" else 5e-2,
-            head_learning_rate=2e-2 if embeddings == "teacher" else 5e-2,
+            learning_rate=1e-3 if embeddings == "teacher" else 5e-2,
+            head_learning_rate=1e-2 if embeddings == "teacher" else 5e-2,
             weight_decay=0.0,
             warmup_ratio=0.05,
             linear_probe=False,
-            early_stopping_patience=5,
+            early_stopping_patience=3,
             checkpoint_every=500,
             mixed_precision=False,
         )
