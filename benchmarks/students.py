@@ -6,7 +6,8 @@ Steps (each skipped when its output exists, so an interrupted run resumes):
 1. the teacher (``teacher-full``, see RESULTS.md) labels BANKING77 train minus the validation
    split, plus two augmented copies of each message (mask, POS, n-gram);
 2. every student is distilled from those soft targets and the train labels;
-3. baseline, teacher and students are evaluated on the test set in one run with the same
+3. early exit is added to the MiniLM-L6 student (branches self-distilled on the transfer texts);
+4. baseline, teacher and students are evaluated on the test set in one run with the same
    thread count (cost: median of ``--repeats`` evaluations), and one report is built.
 Prints a Markdown table: accuracy, share of the teacher's accuracy, batch-1 latency and its
 ratio to the teacher's, messages/s at batch 256, peak memory, size and parameters.
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=HERE / "runs" / "banking77")
     parser.add_argument("--teacher", default="teacher-full")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument("--early-exit", nargs="*", default=["minilm-l6"], help="transformer students to add early exit to")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -69,11 +71,21 @@ def main() -> None:
         if not (out / "manifest.json").exists():
             run([*CLI, "distill", "--teacher", str(teacher), "--transfer", str(transfer), "--train", str(train), *STUDENTS[name], "--out", str(out), "--quiet"])
         models[name] = out
+    for name in args.early_exit:
+        out = runs / f"student-{name}-exit"
+        if not (out / "manifest.json").exists():
+            run([*CLI, "early-exit", str(runs / f"student-{name}"), "--transfer", str(transfer), "--out", str(out), "--quiet"])
+        models[f"{name}-exit"] = out
     evaluations = runs / "students-eval"
     evaluations.mkdir(exist_ok=True)
     results = {name: evaluate(path, test, evaluations, name, args.threads, args.repeats) for name, path in models.items()}
     run([*CLI, "report", *(str(evaluations / f"{name}.json") for name in models), "--out", str(runs / "students-report"), "--title", "BANKING77: teacher and students"])
     print_table(results)
+    for name, result in results.items():
+        if "early_exit" in result:
+            print(f"\nEarly exit, {name} (threshold: accuracy, mean layers of {result['early_exit']['n_layers']}, ms/message at batch 256):")
+            for row in result["early_exit"]["curve"]:
+                print(f"| {row['threshold']} | {row['accuracy']:.4f} | {row['mean_layers']:.2f} | {row['ms_per_message']:.2f} |")
 
 
 def print_table(results: dict[str, dict]) -> None:
