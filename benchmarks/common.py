@@ -9,6 +9,13 @@ import sys
 from pathlib import Path
 
 CLI = [sys.executable, "-m", "textdistill"]
+# Student name -> its `textdistill distill` options.
+STUDENTS = {
+    "static": ["--student", "static"],
+    "bilstm": ["--student", "bilstm"],
+    "minilm-l3": ["--student", "transformer", "--set", "encoder=minilm-l3", "--set", "max_length=64"],
+    "minilm-l6": ["--student", "transformer", "--set", "encoder=minilm-l6", "--set", "max_length=64"],
+}
 
 
 def run(command: list[str]) -> None:
@@ -36,3 +43,14 @@ def transfer_texts(train: Path, out: Path) -> Path:
             writer.writerow(["text"])
             writer.writerows([t] for t in kept.texts)
     return path
+
+
+def distill_students(teacher: Path, transfer: Path, train: Path, runs: Path, names: list[str]) -> dict[str, Path]:
+    """Distil each named student into ``runs/student-NAME`` unless it is there already."""
+    models = {}
+    for name in names:
+        out = runs / f"student-{name}"
+        if not (out / "manifest.json").exists():
+            run([*CLI, "distill", "--teacher", str(teacher), "--transfer", str(transfer), "--train", str(train), *STUDENTS[name], "--out", str(out), "--quiet"])
+        models[name] = out
+    return models

@@ -19,14 +19,9 @@ import csv
 import json
 from pathlib import Path
 
-from common import CLI, finished, run
+from common import CLI, STUDENTS, finished, run
 
 HERE = Path(__file__).resolve().parent
-STUDENTS = {
-    "static": ["--student", "static"],
-    "bilstm": ["--student", "bilstm"],
-    "minilm-l3": ["--student", "transformer", "--set", "encoder=minilm-l3", "--set", "max_length=64"],
-}
 
 
 def split_labels(train: Path, out: Path, fraction: float, seed: int) -> tuple[Path, Path]:
@@ -57,7 +52,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=HERE / "runs" / "banking77-10pct")
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--teacher-epochs", type=int, default=5)
-    parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument("--students", nargs="+", default=["static", "bilstm", "minilm-l3"], choices=list(STUDENTS))
     args = parser.parse_args()
     runs, test = args.runs, args.data / "test.csv"
     labelled, pool = split_labels(args.data / "train.csv", runs, args.fraction, seed=0)

@@ -18,7 +18,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import CLI, finished, run, transfer_texts
+from common import CLI, STUDENTS, distill_students, finished, run, transfer_texts
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"
@@ -27,18 +27,13 @@ DATASETS = {
     "nlupp": ("nlupp_banking", "nlupp_banking/train.csv", "nlupp_banking/test.csv", "mpnet-base", 10, 4),
     "goemotions": ("goemotions", "goemotions/train.csv", "goemotions/test.csv", "minilm-l6", 2, 0),
 }
-STUDENTS = {
-    "static": ["--student", "static"],
-    "bilstm": ["--student", "bilstm"],
-    "minilm-l3": ["--student", "transformer", "--set", "encoder=minilm-l3", "--set", "max_length=64"],
-}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
-    parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument("--students", nargs="+", default=["static", "bilstm", "minilm-l3"], choices=list(STUDENTS))
     args = parser.parse_args()
     for dataset in args.datasets:
         folder, train, test, model, epochs, factor = DATASETS[dataset]
@@ -53,12 +48,7 @@ def main() -> None:
         if not finished(transfer):
             augment = ["--augment", "mask,pos,ngram", "--augment-factor", str(factor)] if factor else []
             run([*CLI, "label", "--teacher", str(teacher), "--texts", str(transfer_texts(train, runs)), *augment, "--out", str(transfer), "--quiet"])
-        models = {"baseline": runs / "baseline", "teacher": teacher}
-        for name in args.students:
-            out = runs / f"student-{name}"
-            if not (out / "manifest.json").exists():
-                run([*CLI, "distill", "--teacher", str(teacher), "--transfer", str(transfer), "--train", str(train), *STUDENTS[name], "--out", str(out), "--quiet"])
-            models[name] = out
+        models = {"baseline": runs / "baseline", "teacher": teacher, **distill_students(teacher, transfer, train, runs, args.students)}
         results = {}
         for name, path in models.items():
             evaluation = runs / "students-eval" / f"{name}.json"

@@ -21,15 +21,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import CLI, finished, run, transfer_texts
+from common import CLI, STUDENTS, distill_students, finished, run, transfer_texts
 
 HERE = Path(__file__).resolve().parent
-STUDENTS = {
-    "static": ["--student", "static"],
-    "bilstm": ["--student", "bilstm"],
-    "minilm-l3": ["--student", "transformer", "--set", "encoder=minilm-l3", "--set", "max_length=64"],
-    "minilm-l6": ["--student", "transformer", "--set", "encoder=minilm-l6", "--set", "max_length=64"],
-}
 
 
 def evaluate(model_dir: Path, test: Path, out: Path, name: str, threads: int, repeats: int) -> dict:
@@ -65,12 +59,7 @@ def main() -> None:
     if not finished(transfer):
         run([*CLI, "label", "--teacher", str(teacher), "--texts", str(transfer_texts(train, runs)), "--augment", "mask,pos,ngram",
              "--augment-factor", "2", "--out", str(transfer), "--quiet"])
-    models = {"baseline": runs / "baseline", "teacher": teacher}
-    for name in args.students:
-        out = runs / f"student-{name}"
-        if not (out / "manifest.json").exists():
-            run([*CLI, "distill", "--teacher", str(teacher), "--transfer", str(transfer), "--train", str(train), *STUDENTS[name], "--out", str(out), "--quiet"])
-        models[name] = out
+    models = {"baseline": runs / "baseline", "teacher": teacher, **distill_students(teacher, transfer, train, runs, args.students)}
     for name in args.early_exit:
         out = runs / f"student-{name}-exit"
         if not (out / "manifest.json").exists():

@@ -9,6 +9,7 @@ are chosen on messages no model has learnt from.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -150,7 +151,7 @@ def distill(
 
     ``spec_data`` are the data settings recorded with the student (how to read its messages);
     by default the first teacher's."""
-    from textdistill.distill.trainer import DistillationTrainer
+    from textdistill.distill.trainer import STATE_LOSSES, DistillationTrainer
 
     if not teachers:
         raise TextdistillError("give at least one teacher (--teacher DIR)")
@@ -164,7 +165,7 @@ def distill(
     data = distillation_data(teachers, transfer_dir, train, validation, teacher_weights)
     student.label_space = teacher_manifest.label_space
     losses = spec.losses if spec.losses is not None else DEFAULT_LOSSES[spec.kind]
-    needs_teacher = any(term["name"] in {"cosine", "pkd", "tinybert_embedding", "tinybert_hidden", "tinybert_attention"} for term in losses)
+    needs_teacher = any(term["name"] in STATE_LOSSES for term in losses)
     teacher = None
     if needs_teacher:
         from textdistill.models.base import load_model
@@ -186,7 +187,7 @@ def distill(
     }
     fingerprint = data_fingerprint(data.texts, [s or () for s in data.label_sets], str(transfer_dir))
     student.save(out_dir, config={"data": data_settings, "distillation": distillation}, training_data=fingerprint)
-    _remove_checkpoint(out_dir / "checkpoint")
+    shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     return student
 
 
@@ -204,7 +205,7 @@ def _labels_only(student, train, validation, out_dir, spec, teacher_dir, data_se
     distillation = {"kind": spec.kind, "teachers": [str(Path(teacher_dir).resolve())], "transfer": None, "losses": None,
                     "n_messages": len(train), "n_annotated": len(train), "seconds": round(time.perf_counter() - started, 1)}
     student.save(out_dir, config={"data": data_settings, "distillation": distillation}, training_data=data_fingerprint(train.texts, train.labels, train.source))
-    _remove_checkpoint(out_dir / "checkpoint")
+    shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     return student
 
 
@@ -245,9 +246,3 @@ def _training(defaults: TrainingArguments, overrides: Mapping[str, Any]) -> Trai
     if unknown:
         raise TextdistillError(f"unknown training setting(s) {sorted(unknown)}; the settings are: {', '.join(TrainingArguments.__dataclass_fields__)}")
     return replace(defaults, **overrides)
-
-
-def _remove_checkpoint(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)

@@ -104,8 +104,7 @@ class DistillationTrainer(FineTuner):
             multi_label=model.label_space.multi_label,
             **states,
         )
-        total, parts = self.losses(distill_batch)
-        self.last_parts = {name: float(value) for name, value in parts.items()}
+        total, _ = self.losses(distill_batch)
         return total
 
     def extra_parameters(self) -> list[nn.Parameter]:
