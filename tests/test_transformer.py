@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from textdistill.models import load_model
-from textdistill.models.transformer import EncoderConfig, TransformerClassifier, head_tail_ids
+from textdistill.models.transformer import EncoderConfig, TransformerClassifier
+from textdistill.students.tokens import head_tail_ids
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.compare import compare_with_baseline
 from textdistill.training.finetune import FineTuner, batch_order

@@ -419,6 +419,33 @@ def early_exit(
     typer.echo(f"Saved early-exit model ({model.n_layers} layers, threshold {threshold}) to {out}")
 
 
+@app.command()
+def compress(
+    model_dir: Annotated[Path, typer.Argument(help="A saved static, BiLSTM or transformer model (student or teacher).")],
+    out: Annotated[Path, typer.Option(help="Directory to save the compressed model in.")],
+    onnx: Annotated[bool, typer.Option("--onnx", help="Export the whole model, head and softmax/sigmoid included, to ONNX (fp32).")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 weights (ONNX Runtime); implies --onnx.")] = False,
+) -> None:
+    """Make a deployable copy of a model: an ONNX graph that predicts without torch, optionally with int8 weights.
+
+    The export is checked against the original on probe texts (probabilities within 1e-4)
+    before it is written. The result is an ordinary model directory: `evaluate` measures it,
+    the report puts it beside its source, `serve` serves it.
+
+    Example: `textdistill compress models/student-static --onnx --out models/student-static-onnx`
+
+    Example: `textdistill compress models/student-l6 --onnx --int8 --out models/student-l6-int8`
+    """
+    if not (onnx or int8):
+        raise TextdistillError("say what to make: --onnx (fp32 ONNX), --int8 (int8 ONNX), or both.")
+    from textdistill.compress.convert import compress_model
+
+    model = compress_model(model_dir, out, int8=int8)
+    compression = model.manifest.config["compression"]
+    gap = compression.get("int8_max_abs_diff", compression["fp32_max_abs_diff"])
+    typer.echo(f"Saved {model.precision} ONNX model to {out} (largest probability change on the probe texts: {gap:.2g})")
+
+
 def _spec_as_trained(model_dir: Path, **overrides) -> DataSpec:
     """The data settings a model was trained with, with ``overrides`` that are not None."""
     from textdistill.models.manifest import Manifest

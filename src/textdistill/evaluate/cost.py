@@ -13,19 +13,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import textdistill
 from textdistill.errors import TextdistillError
 from textdistill.models.base import TextClassifier
 from textdistill.progress import track
+from textdistill.threads import effective_threads, limit_threads
 
 INFERENCE_INSTRUCTION_SETS = (
     "sse4_2",
@@ -68,34 +67,6 @@ def machine_info() -> dict[str, Any]:
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise TextdistillError(f"{name} must be at least 1, not {value}.")
-
-
-def _effective_threads(threads: int | None) -> int:
-    effective = (os.cpu_count() or 1) if threads is None else threads
-    _positive("threads", effective)
-    return effective
-
-
-@contextmanager
-def limit_threads(threads: int | None) -> Iterator[int]:
-    """Run the block with BLAS/OpenMP (via threadpoolctl) and, if torch is already imported,
-    torch intra-op threads set to ``threads`` (all logical cores when None); restore on exit.
-
-    Yields the thread count in force. The limit is applied explicitly even for None, so the
-    count reported is the count used. Libraries loaded inside the block are not limited by it;
-    set ``OMP_NUM_THREADS`` before they load for that.
-    """
-    effective = _effective_threads(threads)
-    torch = sys.modules.get("torch")
-    previous = torch.get_num_threads() if torch is not None else None
-    try:
-        with threadpool_limits(limits=effective):
-            if torch is not None:
-                torch.set_num_threads(effective)
-            yield effective
-    finally:
-        if torch is not None:
-            torch.set_num_threads(previous)
 
 
 def size_on_disk_mb(directory: str | Path) -> float:
@@ -190,7 +161,7 @@ def measure_peak_rss_mb(
     if not texts:
         raise TextdistillError("no texts to measure peak memory on: give at least one message.")
     env = os.environ.copy()
-    effective = _effective_threads(threads)
+    effective = effective_threads(threads)
     # Thread pools of libraries that load after the probe starts (torch, ...) read these.
     env.update({name: str(effective) for name in _THREAD_ENV_VARS})
     # The probe must import the very textdistill this process runs.

@@ -108,6 +108,8 @@ def evaluate_model(
         result["n_params"] = model.n_params
     if model.kind == "early_exit":
         result["early_exit"] = early_exit_summary(model, messages, threads=cost.threads)
+    if compression := model.manifest.config.get("compression"):
+        result["compression"] = {key: compression.get(key) for key in ("precision", "source", "source_kind")}
     result["machine"] = machine_info()
     result["versions"] = package_versions()
     return result

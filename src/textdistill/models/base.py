@@ -32,6 +32,7 @@ _BUILT_IN = {
     "static": "textdistill.students.static",
     "bilstm": "textdistill.students.bilstm",
     "early_exit": "textdistill.students.early_exit",
+    "onnx": "textdistill.compress.onnx_model",
 }
 
 

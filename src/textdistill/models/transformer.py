@@ -27,6 +27,7 @@ from textdistill.models.base import TextClassifier, register_model
 from textdistill.models.encoder_config import EncoderConfig
 from textdistill.models.manifest import Manifest
 from textdistill.models.resolve import resolve_model
+from textdistill.students.tokens import head_tail_ids
 from textdistill.training.arguments import TrainingArguments
 from textdistill.tuning import TuningMethod, count_parameters, parse_method, prepare_encoder
 from textdistill.tuning.adapters import adapter_state_dict, load_adapter_state_dict
@@ -60,14 +61,6 @@ def length_sorted_logits(model, texts: Sequence[str], batch_size: int) -> np.nda
         batch = model.collate(model.token_ids([texts[i] for i in rows]))
         logits[rows] = network(**batch).float().cpu().numpy()
     return logits
-
-
-def head_tail_ids(ids: list[int], budget: int, head_fraction: float) -> list[int]:
-    """Keep ``budget`` token ids: the first ``head_fraction`` of them and the rest from the end."""
-    if len(ids) <= budget:
-        return ids
-    head = int(round(budget * head_fraction))
-    return ids[:head] + ids[len(ids) - (budget - head) :]
 
 
 class EncoderNetwork(nn.Module):

@@ -64,8 +64,11 @@ class BiLSTMNetwork(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(self.embedding(input_ids), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        states, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, padding_value=float("-inf"))
-        return self.head(states.max(dim=1).values)
+        states, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=input_ids.shape[1])
+        # Padding is masked out of the max explicitly (not through pad_packed_sequence's
+        # padding_value), so that the ONNX export, whose LSTM writes zeros there, pools the same.
+        padding = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0) >= lengths.to(input_ids.device).unsqueeze(1)
+        return self.head(states.masked_fill(padding.unsqueeze(-1), float("-inf")).max(dim=1).values)
 
 
 @register_model("bilstm")

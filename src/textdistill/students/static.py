@@ -312,7 +312,7 @@ class StaticStudent(TextClassifier):
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
         """Logits (n, L), in batches of ``predict_batch_size`` messages."""
         texts = list(texts)
-        table, layers, folded = self._inference_weights()
+        table, layers, folded = self.inference_weights()
         logits = np.empty((len(texts), len(self._space())), dtype=np.float32)
         size = self.config.predict_batch_size
         for start in range(0, len(texts), size):
@@ -338,7 +338,7 @@ class StaticStudent(TextClassifier):
         pooled /= np.maximum(counts, 1)[:, None]
         return pooled
 
-    def _inference_weights(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], bool]:
+    def inference_weights(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]], bool]:
         """(table, head layers, whether the first layer's weight is folded into the table)."""
         state = self._numpy_state()
         if self._inference is None:

@@ -63,6 +63,14 @@ def flatten(id_lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     return flat, lengths
 
 
+def head_tail_ids(ids: list[int], budget: int, head_fraction: float) -> list[int]:
+    """Keep ``budget`` token ids: the first ``head_fraction`` of them and the rest from the end."""
+    if len(ids) <= budget:
+        return ids
+    head = int(round(budget * head_fraction))
+    return ids[:head] + ids[len(ids) - (budget - head) :]
+
+
 class Vocabulary(ABC):
     """Maps texts to token ids in ``[0, size)``.
 

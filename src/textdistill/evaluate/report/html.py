@@ -89,6 +89,9 @@ def render_html(evaluations: list[dict], *, title: str, svg: str) -> str:
             out += [f"<h3>{escape(tables.early_exit_heading(ev))}</h3>", render_table(table)]
         out.append("</section>")
 
+    if compression := tables.compression_table(evaluations):
+        out += ["<section><h2>Compression</h2>", _muted(tables.COMPRESSION_NOTE), render_table(compression), "</section>"]
+
     out.append("<section><h2>Labels, weakest first</h2>")
     for i, ev in enumerate(evaluations):
         labels = tables.weakest_labels(ev)

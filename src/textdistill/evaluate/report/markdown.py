@@ -53,6 +53,9 @@ def render_markdown(evaluations: list[dict], *, title: str, plot_file: str) -> s
         for ev, table in early_exit:
             out += [f"### {escape(tables.early_exit_heading(ev))}", "", render_table(table), ""]
 
+    if compression := tables.compression_table(evaluations):
+        out += ["## Compression", "", escape(tables.COMPRESSION_NOTE), "", render_table(compression), ""]
+
     out += [f"## Weakest labels ({tables.MARKDOWN_LABELS} per model; all in report.html)", ""]
     for ev in evaluations:
         labels = tables.weakest_labels(ev)

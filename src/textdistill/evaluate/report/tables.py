@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from textdistill.evaluate.report.pareto import dominators, number, point
 
@@ -191,6 +192,68 @@ def dominance_sentences(evaluations: list[dict]) -> list[str]:
         for i, by in dominators(evaluations).items()
         if by
     ]
+
+
+INT8_INSTRUCTION_SETS = ("avx512_vnni", "avx_vnni", "amx_int8")
+COMPRESSION_NOTE = (
+    "Each compressed model against the model it was exported from, on the same test data: the change in "
+    "quality, and how many times faster (batch-1 p50) and smaller on disk it is. int8 speed depends on the "
+    "CPU's integer dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX)."
+)
+
+
+def _reference(evaluation: dict, evaluations: list[dict]) -> dict | None:
+    """The evaluation of the model a compressed model came from: the source itself, else an fp32
+    export of the same source."""
+    source = (evaluation.get("compression") or {}).get("source")
+    if not source:
+        return None
+    resolved = str(Path(source).resolve())
+    candidates = [ev for ev in evaluations if ev is not evaluation and ev.get("model_dir") and str(Path(ev["model_dir"]).resolve()) == resolved]
+    candidates += [
+        ev for ev in evaluations
+        if ev is not evaluation and (ev.get("compression") or {}).get("source") == source and ev["compression"].get("precision") == "fp32"
+    ]  # fmt: skip
+    return candidates[0] if candidates else None
+
+
+def _ratio(numerator: object, denominator: object) -> str:
+    a, b = number(numerator), number(denominator)
+    return DASH if a is None or b is None or b <= 0 else f"{a / b:.2f}x"
+
+
+def _change(value: object, reference: object) -> str:
+    a, b = number(value), number(reference)
+    return DASH if a is None or b is None else f"{100 * (a - b):+.2f} pts"
+
+
+def compression_table(evaluations: list[dict]) -> Table | None:
+    """Compressed models against their source model, or None when the report has none."""
+    rows = []
+    for ev in evaluations:
+        compression = ev.get("compression")
+        if not compression:
+            continue
+        reference = _reference(ev, evaluations)
+        quality = "micro_f1" if ev.get("multi_label") else "accuracy"
+        int8_sets = [s for s in (ev.get("machine") or {}).get("instruction_sets") or [] if s in INT8_INSTRUCTION_SETS]
+        ref = reference or {}
+        rows.append(
+            (
+                ev["name"],
+                str(compression.get("precision") or DASH),
+                ref.get("name", f"{compression.get('source_kind', '?')} model not in this report"),
+                _change(ev.get(quality), ref.get(quality)),
+                _change(ev.get("macro_f1"), ref.get("macro_f1")),
+                _ratio(ref.get("latency_ms_p50"), ev.get("latency_ms_p50")),
+                _ratio(ref.get("size_mb"), ev.get("size_mb")),
+                ", ".join(int8_sets) or "none (no VNNI or AMX)",
+            )
+        )
+    if not rows:
+        return None
+    header = ("model", "precision", "compared with", "Δ accuracy / micro-F1", "Δ macro-F1", "faster", "smaller", "int8 instructions")
+    return Table(header, tuple(rows), (False, False, False, True, True, True, True, False))
 
 
 def unplotted(evaluations: list[dict]) -> list[str]:
