@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,18 @@ def distill_students(teacher: Path, transfer: Path, train: Path, runs: Path, nam
             run([*CLI, "distill", "--teacher", str(teacher), "--transfer", str(transfer), "--train", str(train), *STUDENTS[name], "--out", str(out), "--quiet"])
         models[name] = out
     return models
+
+
+def evaluate(model_dir: Path, test: Path, out: Path, name: str, threads: int, repeats: int) -> dict:
+    """Median cost over ``repeats`` evaluations (quality is deterministic)."""
+    results = []
+    for repeat in range(repeats):
+        path = out / f"{name}.{repeat}.json"
+        if not path.exists():
+            run([*CLI, "evaluate", str(model_dir), "--data", str(test), "--json", str(path), "--name", name, "--threads", str(threads), "--quiet"])
+        results.append(json.loads(path.read_text()))
+    merged = dict(results[0])
+    for key in ("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb"):
+        merged[key] = statistics.median(r[key] for r in results)
+    (out / f"{name}.json").write_text(json.dumps(merged, indent=2))
+    return merged

@@ -16,29 +16,12 @@ ratio to the teacher's, messages/s at batch 256, peak memory, size and parameter
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 from pathlib import Path
 
-from common import CLI, STUDENTS, distill_students, finished, run, transfer_texts
+from common import CLI, STUDENTS, distill_students, evaluate, finished, run, transfer_texts
 
 HERE = Path(__file__).resolve().parent
-
-
-def evaluate(model_dir: Path, test: Path, out: Path, name: str, threads: int, repeats: int) -> dict:
-    """Median cost over ``repeats`` evaluations (quality is deterministic)."""
-    results = []
-    for repeat in range(repeats):
-        path = out / f"{name}.{repeat}.json"
-        if not path.exists():
-            run([*CLI, "evaluate", str(model_dir), "--data", str(test), "--json", str(path), "--name", name, "--threads", str(threads), "--quiet"])
-        results.append(json.loads(path.read_text()))
-    merged = dict(results[0])
-    for key in ("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb"):
-        merged[key] = statistics.median(r[key] for r in results)
-    (out / f"{name}.json").write_text(json.dumps(merged, indent=2))
-    return merged
 
 
 def main() -> None:

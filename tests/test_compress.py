@@ -222,3 +222,22 @@ def test_compress_evaluate_report_from_the_command_line(models, tmp_path):
     report = (tmp_path / "report" / "report.md").read_text()
     section = report[report.index("## Compression") :]
     assert "| int8 | int8 | static-single |" in section and " pts |" in section
+
+
+@pytest.mark.slow
+def test_an_exported_model_is_served_with_its_own_answers(models, tmp_path):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from test_serve import start_server, wait_ready
+
+    exported = compress_model(models[("bilstm", True)], tmp_path / "onnx", int8=True)
+    server = start_server(tmp_path / "onnx", tmp_path / "serve.log")
+    try:
+        wait_ready(server)
+        texts = TEXTS[:12]
+        answer = httpx.post(f"{server.url}/predict", json={"messages": [{"id": i, "text": t} for i, t in enumerate(texts)]}, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert [sorted(r["labels"]) for r in answer.json()["results"]] == [sorted(labels) for labels in exported.predict(texts)]
+        assert httpx.get(f"{server.url}/model", timeout=5).json()["kind"] == "onnx"
+    finally:
+        server.stop()

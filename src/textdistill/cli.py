@@ -114,19 +114,36 @@ def demo(
     out: Annotated[Path, typer.Option(help="Directory for the sample data and the run.")] = Path("textdistill-demo"),
     threads: Threads = None,
     quiet: Quiet = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Then serve the best student over HTTP (see `textdistill serve`).")] = False,
+    host: Annotated[str, typer.Option(help="With --serve: address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="With --serve: port to listen on.")] = 8000,
 ) -> None:
     """Run the whole pipeline on a built-in sample of customer-service emails.
 
     Writes a sample dataset (hierarchical, partly multi-label, with an unannotated pool),
-    trains and evaluates every configured model, and prints where the report is.
+    trains and evaluates every configured model, and prints where the report is. With
+    `--serve` it then serves the student with the best macro-F1 on the test set.
 
     Example: `textdistill demo --out /tmp/demo`
-    """
-    from textdistill.demo import run_demo
 
+    Example: `textdistill demo --serve --port 8000`
+    """
+    from textdistill.demo import best_student, run_demo
+
+    if serve:
+        from textdistill.serve import require_serve_extra
+
+        require_serve_extra()  # before minutes of training, not after
     set_quiet(quiet)
     state = run_demo(out, threads=threads)
     typer.echo(f"Report: {state.report_html}")
+    if serve:
+        from textdistill.serve import ServeSettings
+        from textdistill.serve.server import run_server
+
+        student = best_student(out)
+        typer.echo(f"Serving the best student, {student.name} ({student}), on http://{host}:{port} (docs: /docs)")
+        run_server(student, ServeSettings(threads=threads), host=host, port=port)
 
 
 @app.command()
@@ -554,6 +571,49 @@ def sample(
 
     dataset = write_sample_dataset(out, seed=seed)
     typer.echo(f"Wrote {dataset.train}, {dataset.test} and {dataset.unannotated} ({len(dataset.labels)} labels)")
+
+
+Host = Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+
+
+@app.command()
+def serve(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    max_batch: Annotated[int, typer.Option(help="Most messages per model call; concurrent requests share calls.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits for more messages before the model runs.")] = 5.0,
+    max_messages: Annotated[int, typer.Option(help="Most messages per request (more: 413).")] = 256,
+    max_text_chars: Annotated[int, typer.Option(help="Longest text, in characters (see --oversize).")] = 10_000,
+    oversize: Annotated[str, typer.Option(help="A longer text: reject (413) or truncate (cut, flagged truncated in the answer).")] = "reject",
+    max_request_mb: Annotated[float, typer.Option(help="Largest request body in MiB (more: 413).")] = 32.0,
+    threads: Threads = None,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+) -> None:
+    """Serve a model over HTTP: `POST /predict`, `GET /health`, `GET /model`, OpenAPI at `/docs`.
+
+    `POST /predict` takes `{"messages": [{"id": 1, "text": "..."}]}` and answers each message's
+    labels (thresholds applied, hierarchy parents included) and their confidences, in order.
+    SIGTERM or Ctrl+C stops it gracefully: requests in flight are answered first.
+
+    Example: `textdistill serve models/static --port 8000 --threads 2`
+    """
+    from textdistill.serve import ServeSettings, require_serve_extra
+
+    require_serve_extra()
+    from textdistill.serve.server import run_server
+
+    settings = ServeSettings(
+        max_messages=max_messages,
+        max_text_chars=max_text_chars,
+        oversize=oversize,  # type: ignore[arg-type]  # checked by ServeSettings
+        max_request_mb=max_request_mb,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        threads=threads,
+    )
+    run_server(model_dir, settings, host=host, port=port, access_log=access_log)
 
 
 def main() -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import math
+import tomllib
 from pathlib import Path
 
 from textdistill.data.sample import write_sample_dataset
+from textdistill.errors import TextdistillError
 from textdistill.pipeline import Pipeline, RunConfig, RunState
 
 DEMO_CONFIG = """\
@@ -65,3 +69,15 @@ def run_demo(out: str | Path, *, threads: int | None = None, seed: int = 0) -> R
         DEMO_CONFIG.format(path=config_path, threads=f"threads = {threads}\n" if threads else ""), encoding="utf-8"
     )
     return Pipeline(RunConfig.from_toml(config_path), out / "run", config_path=config_path).run()
+
+
+def best_student(out: str | Path) -> Path:
+    """The directory of the demo's best student: the highest macro-F1 on the test set, the
+    lower batch-1 latency on a tie (``textdistill demo --serve`` serves it)."""
+    out = Path(out)
+    names = [table["name"] for table in tomllib.loads((out / "config.toml").read_text(encoding="utf-8")).get("students", [])]
+    if not names:
+        raise TextdistillError(f"{out / 'config.toml'} has no [[students]]: there is no student to serve.")
+    evaluations = {name: json.loads((out / "run" / "evaluations" / f"{name}.json").read_text(encoding="utf-8")) for name in names}
+    best = max(names, key=lambda name: (evaluations[name]["macro_f1"], -(evaluations[name].get("latency_ms_p50") or math.inf)))
+    return out / "run" / "models" / best

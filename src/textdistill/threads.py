@@ -54,3 +54,10 @@ def limit_threads(threads: int | None) -> Iterator[int]:
 def thread_limit() -> int | None:
     """The thread count of the innermost :func:`limit_threads` block in force, else None."""
     return _limit
+
+
+def set_thread_limit(threads: int | None) -> None:
+    """Set what :func:`thread_limit` answers outside any block: for a process or worker thread
+    that runs models for its whole life (the server's model thread)."""
+    global _limit
+    _limit = None if threads is None else effective_threads(threads)

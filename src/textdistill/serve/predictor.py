@@ -1,0 +1,58 @@
+"""What the model says about a batch of texts, in the form the service answers with."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from textdistill.data.labels import ancestors
+from textdistill.models.base import TextClassifier
+from textdistill.threads import set_thread_limit
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One message's predicted labels (hierarchy parents first) and every label's confidence."""
+
+    labels: tuple[str, ...]
+    scores: dict[str, float]
+
+
+class Predictor:
+    """Wraps a loaded model: predicted labels with thresholds applied and hierarchy parents
+    included, and per-label confidences (a single-label parent's is the sum of its children's)."""
+
+    def __init__(self, model: TextClassifier) -> None:
+        self.model = model
+        self.space = model.label_space
+
+    def __call__(self, texts: Sequence[str]) -> list[Prediction]:
+        proba = np.asarray(self.model.predict_proba(list(texts)))
+        if proba.shape != (len(texts), len(self.space)):
+            raise RuntimeError(f"the model returned scores of shape {proba.shape} for {len(texts)} texts and {len(self.space)} labels")
+        if not np.isfinite(proba).all():
+            raise RuntimeError("the model returned scores that are not finite numbers")
+        label_sets = self.model.predict_label_sets(texts, proba)
+        return [Prediction(self._with_parents(labels), self.model.label_confidences(row)) for labels, row in zip(label_sets, proba)]
+
+    def _with_parents(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if self.space.multi_label or not self.space.hierarchical:
+            return labels  # multi-label sets already hold their ancestors
+        (leaf,) = labels
+        return (*ancestors(leaf, self.space.hierarchy_sep), leaf)
+
+
+def limit_threads(threads: int | None) -> None:
+    """Cap the CPU threads of the model's libraries for calls made from this thread (the
+    model's worker thread: OpenMP limits are per calling thread). None leaves the defaults."""
+    if threads is None:
+        return
+    threadpool_limits(limits=threads)
+    set_thread_limit(threads)  # runtimes with their own pools: ONNX Runtime sessions
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)

@@ -1,0 +1,115 @@
+"""Request and response bodies of the prediction service (they make its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+NOT_UNICODE = "must be valid Unicode (it holds an unpaired surrogate)"
+
+
+class Message(BaseModel):
+    """One message to classify."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | int = Field(description="Your id for the message, echoed back; unique within a request.", examples=["msg-1"])
+    text: StrictStr = Field(min_length=1, description="The message text.", examples=["Where is my parcel? It was due on Monday."])
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _string_or_integer(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError("must be a string or an integer")  # noqa: TRY004  (pydantic reports ValueError, not TypeError)
+        return value
+
+    @field_validator("id")
+    @classmethod
+    def _valid_unicode(cls, value: str | int) -> str | int:
+        # pydantic checks this for `text` (StrictStr) but not for a string in a union
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(NOT_UNICODE) from None
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or whitespace only")
+        return value
+
+
+class PredictRequest(BaseModel):
+    """Messages to classify; the answers come back in the same order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message] = Field(min_length=1, description="At least one message; the service's limit is in GET /model.")
+
+
+class MessagePrediction(BaseModel):
+    """The model's answer for one message."""
+
+    id: str | int = Field(description="The message's id, as sent.")
+    labels: list[str] = Field(
+        description="Predicted labels, thresholds applied; hierarchical labels come with their parents (`Billing`, `Billing > Refund`)."
+    )
+    confidences: dict[str, float] = Field(description="Confidence of each predicted label.")
+    truncated: bool = Field(description="True when the text was cut to the service's max_text_chars before predicting.")
+    scores: dict[str, float] | None = Field(
+        default=None, description="Every label's confidence (parents included); only with `?scores=true`."
+    )
+
+
+class PredictResponse(BaseModel):
+    results: list[MessagePrediction] = Field(description="One result per message, in request order.")
+
+
+class Health(BaseModel):
+    status: str = Field(description="`ok`, or `unavailable` while starting up or shutting down.", examples=["ok"])
+    model_loaded: bool = Field(description="Whether the model is loaded and taking requests.")
+    model_kind: str = Field(description="The model's kind, from its manifest.", examples=["static"])
+    uptime_s: float = Field(description="Seconds since the service started.")
+    pending_messages: int = Field(description="Messages received and not answered yet.")
+
+
+class ServingLimits(BaseModel):
+    max_messages: int
+    max_text_chars: int
+    oversize: str = Field(description="`reject` (413) or `truncate` (cut, flagged `truncated`).")
+    max_request_bytes: int
+    max_batch: int
+    max_wait_ms: float
+
+
+class ModelInfo(BaseModel):
+    """What the served model is, from its manifest, and the limits the service applies."""
+
+    kind: str
+    labels: list[str]
+    multi_label: bool
+    hierarchy_sep: str | None = Field(description="Separator of hierarchical labels (`Parent > Child`), or null.")
+    thresholds: dict[str, float] | None = Field(description="Multi-label decision threshold per label, or null.")
+    threshold_mode: str | None
+    metrics: dict[str, Any] | None
+    n_params: int
+    created: str | None
+    versions: dict[str, str]
+    limits: ServingLimits
+
+
+class ErrorDetail(BaseModel):
+    location: str = Field(description="Where in the request, e.g. `messages[2].text`.", examples=["messages[2].text"])
+    problem: str = Field(examples=["must not be empty or whitespace only"])
+
+
+class ErrorBody(BaseModel):
+    """Every error answer, 4xx and 5xx alike."""
+
+    error: str = Field(description="A stable code, e.g. `invalid_request`, `text_too_long`, `model_error`.", examples=["invalid_request"])
+    message: str = Field(description="What was wrong and what to do, for people.")
+    details: list[ErrorDetail] = Field(default_factory=list, description="One entry per problem found, with its location.")
