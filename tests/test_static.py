@@ -250,6 +250,30 @@ def test_multi_label_thresholds_and_hierarchy(data, tmp_path):
 # -- configuration -----------------------------------------------------------------------------
 
 
+def test_token_dropout_averages_the_kept_ids_in_training_only(data, hash_model):
+    from textdistill.students.static import _build_network
+
+    table = hash_model._numpy_state()["embedding.weight"]  # any table will do: the trained one
+    network = _build_network(table, np.arange(len(table)), 3, 0, 0.0, token_dropout=0.5)
+    batch = hash_model.collate(hash_model.token_ids(data["test"][0][:6]))
+    ids, offsets = batch["ids"], batch["offsets"]
+    bag = network.embedding.train()
+    torch.manual_seed(3)
+    dropped = bag(ids, offsets)
+    torch.manual_seed(3)
+    keep = (torch.rand(ids.shape) >= 0.5).numpy()
+    ends = [*offsets.tolist()[1:], len(ids)]
+    for row, (start, end) in enumerate(zip(offsets.tolist(), ends)):
+        kept = ids.numpy()[start:end][keep[start:end]]
+        expected = table[kept].mean(axis=0) if len(kept) else np.zeros(table.shape[1])
+        np.testing.assert_allclose(dropped[row].detach().numpy(), expected, atol=1e-5)
+    assert not keep.all() and keep.any()
+    full = bag.eval()(ids, offsets).detach().numpy()  # evaluation: every id counts
+    np.testing.assert_allclose(full[0], table[ids.numpy()[: ends[0]]].mean(axis=0), atol=1e-5)
+    with pytest.raises(TextdistillError, match="token_dropout"):
+        StaticConfig(token_dropout=1.0)
+
+
 def test_config_round_trips_and_refuses_nonsense():
     config = StaticConfig(embeddings="hash", ngram_range=[2, 4])
     assert config.ngram_range == (2, 4)

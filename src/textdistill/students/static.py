@@ -63,6 +63,7 @@ class StaticConfig:
     hidden: int = 0  # 0: linear head; > 0: one ReLU hidden layer of this size
     max_tokens: int = 512  # token ids (and bigram ids) kept per message
     dropout: float = 0.1
+    token_dropout: float = 0.0  # training: share of each message's ids left out of its mean (word dropout)
     sif_coefficient: float | None = 1e-3  # teacher: SIF weighting a / (a + p); None: none
     predict_batch_size: int = 256
     seed: int = 0  # random vectors (hash, words GloVe lacks)
@@ -70,6 +71,8 @@ class StaticConfig:
     def __post_init__(self) -> None:
         if self.embeddings not in EMBEDDING_KINDS:
             raise TextdistillError(f"static embeddings {self.embeddings!r} is unknown; choose one of: {', '.join(EMBEDDING_KINDS)}")
+        if not 0.0 <= self.token_dropout < 1.0:
+            raise TextdistillError(f"static student token_dropout must be in [0, 1), not {self.token_dropout}.")
         if self.dim < 1 or self.hidden < 0 or self.bigram_buckets < 0 or self.max_tokens < 1 or self.predict_batch_size < 1:
             raise TextdistillError(
                 f"static student settings out of range: dim={self.dim}, hidden={self.hidden}, bigram_buckets={self.bigram_buckets}, "
@@ -93,9 +96,13 @@ def _head_names(hidden: int) -> list[tuple[str, str]]:
     return [("head.weight", "head.bias")]
 
 
-def _build_network(table: np.ndarray, active: np.ndarray, n_labels: int, hidden: int, dropout: float):
+def _build_network(table: np.ndarray, active: np.ndarray, n_labels: int, hidden: int, dropout: float, token_dropout: float = 0.0):
     """The torch network: mean of token vectors -> dropout -> head. Defined here so that this
     module imports without torch.
+
+    ``token_dropout`` (training only) leaves each id out of its message's mean with that
+    probability (the word dropout of Iyyer et al.'s deep averaging networks): the teacher's
+    target stays, so the bag learns not to lean on any single token.
 
     Only the rows in ``active`` (the ids that occur in the training texts) can change, so
     they alone are parameters: the vectors are ``table`` (a fixed buffer) plus a trainable
@@ -120,10 +127,17 @@ def _build_network(table: np.ndarray, active: np.ndarray, n_labels: int, hidden:
             self.delta = nn.Parameter(torch.zeros(len(active) + 1, table.shape[1]))
 
         def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-            counts = torch.diff(offsets, append=offsets.new_tensor([ids.numel()])).clamp(min=1)
-            total = F.embedding_bag(ids, self.table, offsets, mode="sum")
-            total = total + F.embedding_bag(self.slots[ids], self.delta, offsets, mode="sum", padding_idx=len(active))
-            return total / counts.unsqueeze(1).to(total.dtype)
+            sizes = torch.diff(offsets, append=offsets.new_tensor([ids.numel()]))
+            weights = None
+            if self.training and token_dropout > 0:
+                weights = (torch.rand(ids.shape, device=ids.device) >= token_dropout).to(self.table.dtype)
+                bag = torch.repeat_interleave(torch.arange(len(offsets), device=ids.device), sizes)
+                counts = torch.zeros(len(offsets), device=ids.device, dtype=weights.dtype).index_add_(0, bag, weights)
+            else:
+                counts = sizes.to(self.table.dtype)
+            total = F.embedding_bag(ids, self.table, offsets, mode="sum", per_sample_weights=weights)
+            total = total + F.embedding_bag(self.slots[ids], self.delta, offsets, mode="sum", per_sample_weights=weights, padding_idx=len(active))
+            return total / counts.clamp(min=1).unsqueeze(1)
 
         def weight(self) -> np.ndarray:
             """The current vectors of every id, as numpy."""
@@ -287,7 +301,7 @@ class StaticStudent(TextClassifier):
         # bigrams learn only what tokens do not already say.
         table = np.concatenate([vectors, np.zeros((config.bigram_buckets, vectors.shape[1]), dtype=np.float32)])
         active = np.unique(np.concatenate([ids for ids, _ in self.features.streams(texts)]))
-        self.network = _build_network(table, active, len(self._space()), config.hidden, config.dropout).to(self.device)
+        self.network = _build_network(table, active, len(self._space()), config.hidden, config.dropout, config.token_dropout).to(self.device)
         self._state, self._synced, self._inference = None, None, None
 
     def _fit(self, texts: list[str], label_sets: Sequence[Sequence[str]], validation=None) -> None:
