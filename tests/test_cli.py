@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from textdistill.cli import app
 
-COMMANDS = ["demo", "run", "baseline", "teach", "label", "distill", "early-exit", "compress", "evaluate", "report", "sample"]
+COMMANDS = ["demo", "run", "baseline", "teach", "label", "distill", "early-exit", "compress", "evaluate", "report", "sample", "predict"]
 runner = CliRunner()
 
 

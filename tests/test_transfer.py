@@ -17,12 +17,12 @@ import pyarrow.parquet as pq
 import pytest
 from scipy.special import entr, expit, softmax
 
+from textdistill import engines
 from textdistill.data.messages import DataSpec, MessageSet, load_messages
 from textdistill.errors import TextdistillError
 from textdistill.models import TfidfBaseline, load_model
 from textdistill.transfer import AugmentConfig, TransferSet, label_messages
 from textdistill.transfer import augment as augment_module
-from textdistill.transfer import score as score_module
 from textdistill.transfer.augment import MASK, augment, tokenize
 
 from synthetic import INTENTS, message_set, synthetic
@@ -88,7 +88,7 @@ def test_batches_are_length_sorted_and_bucketing_does_not_change_results(teacher
         return original(texts)
 
     teacher.decision_function = recording
-    monkeypatch.setattr(score_module, "load_model", lambda _: teacher)
+    monkeypatch.setattr(engines, "load_model", lambda _: teacher)
     bucketed = label_messages(teacher_dir, unannotated, tmp_path / "a", shard_size=100, batch_size=8)
     lengths = [len(t) for batch in batches for t in batch]
     for shard in range(3):  # within each shard, texts are scored shortest first

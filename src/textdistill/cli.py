@@ -296,6 +296,11 @@ def label(
     top_k: Annotated[int | None, typer.Option(help="Store only the k largest logits per message (many labels).")] = None,
     shard_size: Annotated[int, typer.Option(help="Messages per Parquet shard (the unit of resumption).")] = 1024,
     seed: Annotated[int, typer.Option(help="Seed of the augmentation.")] = 0,
+    engine: EngineName = "local",
+    ray_address: RayAddress = None,
+    actors: Actors = None,
+    cpus_per_actor: CpusPerActor = None,
+    gpus_per_actor: GpusPerActor = None,
     text_column: TextColumns = None,
     id_column: IdColumn = None,
     clean_email: CleanEmailAsTrained = None,
@@ -311,10 +316,14 @@ def label(
     Example: `textdistill label --teacher models/teacher --texts pool.csv --out transfer/`
 
     Example: `textdistill label --teacher models/teacher --texts pool.csv --augment mask,pos,ngram --augment-factor 4 --out transfer/`
+
+    Example: `textdistill label --teacher models/teacher --texts pool.parquet --out transfer/ --engine ray --ray-address head:6379`
     """
+    from textdistill.engines import make_engine
     from textdistill.transfer import AugmentConfig, label_messages
 
     set_quiet(quiet)
+    scorer = make_engine(engine, ray_address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
     spec = _spec_as_trained(teacher, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
     spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
     messages = load_messages(texts, spec, annotated=False)
@@ -324,7 +333,8 @@ def label(
         methods = tuple(m.strip() for m in augment.split(",") if m.strip())
         config = AugmentConfig(methods=methods, factor=augment_factor, seed=seed)
     transfer = label_messages(
-        teacher, messages, out, augment=config, shard_size=shard_size, min_confidence=min_confidence, max_entropy=max_entropy, top_k=top_k
+        teacher, messages, out, augment=config, shard_size=shard_size, min_confidence=min_confidence, max_entropy=max_entropy, top_k=top_k,
+        engine=scorer,
     )
     counts = transfer.manifest["counts"]
     typer.echo(
@@ -614,6 +624,56 @@ def serve(
         threads=threads,
     )
     run_server(model_dir, settings, host=host, port=port, access_log=access_log)
+
+
+EngineName = Annotated[str, typer.Option("--engine", help="Where the model runs: local (this process) or ray (a pool of Ray actors; pip install 'textdistill[ray]').")]
+RayAddress = Annotated[str | None, typer.Option(help="Ray: address of a running cluster (default: RAY_ADDRESS, else a local Ray on this machine's CPUs).")]
+Actors = Annotated[int | None, typer.Option(help="Ray: actors, each loading the model once (default: as many as the cluster's GPUs, else CPUs, hold).")]
+CpusPerActor = Annotated[float | None, typer.Option(help="Ray: CPUs (and torch threads) per actor (default: 1).")]
+GpusPerActor = Annotated[float | None, typer.Option(help="Ray: GPUs per actor (default: 1 when the cluster has GPUs, else 0).")]
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
+    data: Annotated[Path, typer.Option(help="Messages (CSV, TSV, JSONL or Parquet); label columns are ignored.")],
+    out: Annotated[Path, typer.Option(help="Prediction directory (manifest.json + Parquet shards).")],
+    shard_size: Annotated[int, typer.Option(help="Messages per Parquet shard (the unit of resumption).")] = 1024,
+    batch_size: Annotated[int, typer.Option(help="Messages per model call.")] = 64,
+    engine: EngineName = "local",
+    ray_address: RayAddress = None,
+    actors: Actors = None,
+    cpus_per_actor: CpusPerActor = None,
+    gpus_per_actor: GpusPerActor = None,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as trained).", show_default=False)] = None,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    quiet: Quiet = False,
+) -> None:
+    """Predict labels for many messages into resumable Parquet shards.
+
+    Each row holds the message's id and text, the predicted label set (`labels`) and the
+    model's logits (one per label, in the order of the manifest's `labels`). Interrupted? Run
+    the same command again: finished shards are kept. With `--engine ray` a pool of Ray
+    actors predicts, on this machine or on a cluster (`--ray-address`), GPUs included.
+
+    Example: `textdistill predict models/static --data messages.csv --out predictions/`
+
+    Example: `textdistill predict models/teacher --data big.parquet --out predictions/ --engine ray --ray-address head:6379`
+    """
+    from textdistill.engines import make_engine
+    from textdistill.predict import predict_messages
+
+    set_quiet(quiet)
+    scorer = make_engine(engine, ray_address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
+    spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
+    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = load_messages(data, spec, annotated=False)
+    _report_skipped(messages)
+    predictions = predict_messages(model_dir, messages, out, shard_size=shard_size, batch_size=batch_size, engine=scorer)
+    typer.echo(f"Predictions: {len(predictions):,} messages in {out}")
 
 
 def main() -> None:

@@ -7,7 +7,10 @@ It is cut into shards of ``shard_size``; each shard is scored with its texts sor
 written atomically. A rerun with the same arguments skips the shards already on disk, so an
 interrupted run finishes with exactly what an uninterrupted one writes. A rerun with another
 teacher, input (its ids and texts, whatever the file is called) or options is refused;
-``batch_size`` is left out of that check, as it changes speed and memory, not what is stored.
+``batch_size`` and the engine are left out of that check, as they change speed and memory, not
+what is stored (a run started locally can be finished on Ray). The engine
+(:mod:`textdistill.engines`) decides where the teacher runs: in this process, or in a pool of
+Ray actors.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from typing import Any
 import numpy as np
 from scipy.special import log_expit, log_softmax
 
+from textdistill import shards
 from textdistill.data.messages import MessageSet
+from textdistill.engines import Engine, LocalEngine
 from textdistill.errors import TextdistillError
-from textdistill.models.base import TextClassifier, load_model
-from textdistill.models.manifest import package_versions
-from textdistill.progress import track
+from textdistill.models.base import MANIFEST_FILE
+from textdistill.models.manifest import Manifest, package_versions
 from textdistill.transfer import store
 from textdistill.transfer.augment import AugmentConfig, augment as augment_texts
 from textdistill.transfer.store import TransferSet
@@ -47,6 +51,7 @@ def label_messages(
     min_confidence: float | None = None,
     max_entropy: float | None = None,
     top_k: int | None = None,
+    engine: Engine | None = None,
 ) -> TransferSet:
     """Score ``messages`` (and their augmentations) with the teacher into ``out_dir``.
 
@@ -54,29 +59,29 @@ def label_messages(
     for multi-label) is at least that; ``max_entropy`` keeps those whose normalised entropy
     (entropy / log L; multi-label: mean binary entropy in bits) is at most that. Dropped
     messages are counted per reason in the manifest. ``top_k`` stores only the k largest
-    logits of each message. Rerunning the same call resumes an interrupted run.
+    logits of each message. Rerunning the same call resumes an interrupted run. ``engine``:
+    where the teacher scores (default: :class:`LocalEngine`, in this process).
     """
     if len(messages) == 0:
         raise TextdistillError(f"{messages.source} holds no messages to label.")
     if shard_size < 1 or batch_size < 1 or (top_k is not None and top_k < 1):
         raise TextdistillError(f"shard_size, batch_size and top_k must be at least 1 (got {shard_size}, {batch_size}, {top_k}).")
     out_dir = Path(out_dir)
-    teacher = load_model(teacher_dir)
-    space = teacher.label_space
+    teacher = Manifest.read(Path(teacher_dir) / MANIFEST_FILE)
     items, counts = _work_list(messages, augment)
-    n_shards = -(-len(items["id"]) // shard_size)
+    bounds = shards.shard_bounds(len(items["id"]), shard_size)
     manifest = {
         "format_version": store.FORMAT_VERSION,
         "teacher": {
             "dir": str(Path(teacher_dir).resolve()),
             "kind": teacher.kind,
-            "training_data_sha256": teacher.manifest.training_data.get("sha256"),
-            "created": teacher.manifest.created,
+            "training_data_sha256": teacher.training_data.get("sha256"),
+            "created": teacher.created,
         },
-        "labels": list(space.labels),
-        "multi_label": space.multi_label,
+        "labels": list(teacher.labels),
+        "multi_label": teacher.multi_label,
         "source_file": messages.source,
-        "source": {"n_messages": len(messages), "sha256": _messages_sha256(messages)},
+        "source": {"n_messages": len(messages), "sha256": messages_sha256(messages)},
         "options": {
             "augment": None if augment is None else asdict(augment),
             "shard_size": shard_size,
@@ -85,37 +90,33 @@ def label_messages(
             "top_k": top_k,
         },
         "batch_size": batch_size,
-        "n_shards": n_shards,
+        "n_shards": len(bounds),
         "counts": counts,
         "finished": False,
         "versions": package_versions(),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     manifest = json.loads(json.dumps(manifest))  # tuples become lists, as they read back
-    _check_resumable(out_dir, manifest)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    store.remove_partial_files(out_dir)
-    store.write_manifest(out_dir, manifest)
-    (out_dir / store.SHARDS_DIR).mkdir(exist_ok=True)
+    todo = shards.start(out_dir, manifest, _IDENTITY, store.WHAT)
 
-    bounds = [(s, min(s + shard_size, len(items["id"]))) for s in range(0, len(items["id"]), shard_size)]
-    todo = [k for k in range(n_shards) if not store.shard_path(out_dir, k).is_file()]
-    # The bar counts messages; a shard is scored when the last of its messages comes by.
-    stream = ((k, i) for k in todo for i in range(*bounds[k]))
-    for k, i in track(stream, "Labelling messages with the teacher", total=sum(bounds[k][1] - bounds[k][0] for k in todo)):
-        if i == bounds[k][1] - 1:
-            _score_shard(teacher, items, bounds[k], store.shard_path(out_dir, k), batch_size, min_confidence, max_entropy, top_k)
+    def write(k: int, logits: np.ndarray) -> None:
+        _write_shard(items, bounds[k], logits, shards.shard_path(out_dir, k), teacher.multi_label, min_confidence, max_entropy, top_k)
 
-    stats = [store.shard_stats(store.shard_path(out_dir, k)) for k in range(n_shards)]
+    (engine or LocalEngine()).run(
+        Path(teacher_dir), items["text"], {k: bounds[k] for k in todo}, batch_size, write, "Labelling messages with the teacher"
+    )
+
+    stats = [shards.shard_stats(shards.shard_path(out_dir, k)) for k in range(len(bounds))]
     counts["filtered_out"] = {reason: sum(s["filtered_out"][reason] for s in stats) for reason in _FILTERS}
     counts["filtered_out_total"] = sum(s["filtered_out_total"] for s in stats)
     counts["written"] = counts["scored"] - counts["filtered_out_total"]
     manifest.update(counts=counts, finished=True)
-    store.write_manifest(out_dir, manifest)
+    shards.write_manifest(out_dir, manifest)
     return TransferSet.load(out_dir)
 
 
-def _messages_sha256(messages: MessageSet) -> str:
+def messages_sha256(messages: MessageSet) -> str:
+    """A hash of the messages' ids and texts, in order: what a rerun must be given again."""
     digest = hashlib.sha256()
     for message_id, text in zip(messages.ids, messages.texts):
         digest.update(json.dumps([message_id, text], ensure_ascii=False).encode("utf-8") + b"\n")
@@ -151,55 +152,28 @@ def _work_list(messages: MessageSet, config: AugmentConfig | None) -> tuple[dict
     return items, counts
 
 
-def _check_resumable(out_dir: Path, manifest: dict[str, Any]) -> None:
-    existing = store.read_manifest(out_dir)
-    if existing is None:
-        if out_dir.exists() and any(not p.name.endswith(".tmp") for p in out_dir.iterdir()):
-            raise TextdistillError(
-                f"{out_dir} is not empty and holds no transfer set manifest. What to do: choose a new or empty output directory."
-            )
-        return
-    changed = [key for key in _IDENTITY if existing.get(key) != manifest[key]]
-    if changed:
-        details = "; ".join(
-            f"{key}: was {json.dumps(existing.get(key))[:120]}, now {json.dumps(manifest[key])[:120]}" for key in changed
-        )
-        raise TextdistillError(
-            f"{out_dir} holds a transfer set made with a different {', '.join(changed)} ({details}). "
-            f"Refusing to mix them. What to do: use a new output directory, or delete {out_dir} to start over."
-        )
-    manifest["created"] = existing["created"]
-
-
-def _score_shard(
-    teacher: TextClassifier,
+def _write_shard(
     items: dict[str, list[str]],
     bounds: tuple[int, int],
+    logits: np.ndarray,
     path: Path,
-    batch_size: int,
+    multi_label: bool,
     min_confidence: float | None,
     max_entropy: float | None,
     top_k: int | None,
 ) -> None:
-    """Score one shard in length-sorted batches, filter it and write it."""
-    texts = items["text"][bounds[0] : bounds[1]]
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    logits = np.empty((len(texts), len(teacher.label_space)), dtype=np.float32)
-    for start in range(0, len(texts), batch_size):
-        batch = order[start : start + batch_size]
-        logits[batch] = teacher.decision_function([texts[i] for i in batch])
-    fails = _filter_failures(logits, teacher.label_space.multi_label, min_confidence, max_entropy)
-    keep = np.ones(len(texts), dtype=bool)
+    """Filter one scored shard and write it."""
+    fails = _filter_failures(logits, multi_label, min_confidence, max_entropy)
+    keep = np.ones(len(logits), dtype=bool)
     for failed in fails.values():
         keep &= ~failed
     columns = {name: [values[bounds[0] + i] for i in np.flatnonzero(keep)] for name, values in items.items()}
     stats = {
-        "n_input": len(texts),
+        "n_input": len(logits),
         "filtered_out": {reason: int(fails[reason].sum()) if reason in fails else 0 for reason in _FILTERS},
         "filtered_out_total": int((~keep).sum()),
     }
     store.write_shard(path, columns, logits[keep], top_k, stats)
-
 
 
 def confidence(logits: np.ndarray, multi_label: bool) -> np.ndarray:
