@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--texts", type=Path, help="CSV file with a `text` column (default: the built-in sample emails)")
     parser.add_argument("--threads", type=int, default=2, help="the server's model threads")
     parser.add_argument("--max-batch", type=int, default=64, help="the server's --max-batch")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's --max-wait-ms")
+    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="the server's --max-wait-ms")
     args = parser.parse_args()
     texts = read_texts(args.texts) if args.texts else sample_texts()
     rows = []

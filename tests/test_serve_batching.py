@@ -53,6 +53,23 @@ def test_concurrent_small_requests_share_one_model_call_and_each_gets_its_own_re
     assert results == [[t.upper() for t in texts] for texts in requests]
 
 
+def test_without_a_wait_messages_queued_while_the_model_runs_share_its_next_call():
+    model = RecordingModel(delay_s=0.2)
+
+    async def scenario():
+        batcher = await started(model, max_batch=64, max_wait_ms=0)
+        first = asyncio.create_task(batcher.submit(["first"]))
+        await asyncio.sleep(0.05)  # the model is busy with "first" now
+        rest = [batcher.submit([f"r{i}"]) for i in range(6)]
+        results = await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return results
+
+    results = run(scenario())
+    assert [len(batch) for batch in model.batches] == [1, 6]
+    assert results == [["FIRST"], *[[f"R{i}"] for i in range(6)]]
+
+
 def test_a_request_larger_than_max_batch_is_split_in_order():
     model = RecordingModel()
 

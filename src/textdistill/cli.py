@@ -593,7 +593,7 @@ def serve(
     host: Host = "127.0.0.1",
     port: Port = 8000,
     max_batch: Annotated[int, typer.Option(help="Most messages per model call; concurrent requests share calls.")] = 64,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits for more messages before the model runs.")] = 5.0,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a batch waits for more messages before the model runs (0: none; messages that queue while the model runs are batched anyway).")] = 0.0,
     max_messages: Annotated[int, typer.Option(help="Most messages per request (more: 413).")] = 256,
     max_text_chars: Annotated[int, typer.Option(help="Longest text, in characters (see --oversize).")] = 10_000,
     oversize: Annotated[str, typer.Option(help="A longer text: reject (413) or truncate (cut, flagged truncated in the answer).")] = "reject",

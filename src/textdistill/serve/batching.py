@@ -54,7 +54,7 @@ class MicroBatcher(Generic[T, R]):
         predict: Callable[[list[T]], Sequence[R]],
         *,
         max_batch: int = 64,
-        max_wait_ms: float = 5.0,
+        max_wait_ms: float = 0.0,
         executor: Executor | None = None,
     ) -> None:
         if max_batch < 1:

@@ -18,7 +18,10 @@ class ServeSettings:
     ``max_text_chars`` (Unicode code points) is refused with 413 under ``oversize="reject"``, or
     cut to that length and flagged ``truncated`` under ``"truncate"``. Messages of concurrent
     requests are predicted together, up to ``max_batch`` per model call, waiting at most
-    ``max_wait_ms`` for a batch to fill. ``threads`` caps the model's CPU threads (None: the
+    ``max_wait_ms`` for a batch to fill. The default 0 waits for nothing and still batches: the
+    messages that queue while the model runs go into its next call, so a busy server batches
+    and an idle one answers at once (on BANKING77 a static student answered a lone client in
+    1.3 ms at 0 against 8.6 ms at 5 ms, and served more requests/s at 8 and 32 clients too). ``threads`` caps the model's CPU threads (None: the
     libraries' defaults).
     """
 
@@ -27,7 +30,7 @@ class ServeSettings:
     oversize: OversizePolicy = "reject"
     max_request_mb: float = 32.0
     max_batch: int = 64
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0
     threads: int | None = None
 
     def __post_init__(self) -> None:
