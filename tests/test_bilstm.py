@@ -25,7 +25,7 @@ def rows():
 
 def make(epochs=6, **settings) -> BiLSTMStudent:
     config = BiLSTMConfig(**{**SMALL, **settings})
-    return BiLSTMStudent(config, training=replace(BiLSTMStudent.default_training(), epochs=epochs, batch_size=16, learning_rate=5e-3, head_learning_rate=5e-3))
+    return BiLSTMStudent(config, training=replace(BiLSTMStudent.default_training(), epochs=epochs, min_steps=0, batch_size=16, learning_rate=5e-3, head_learning_rate=5e-3))
 
 
 @pytest.fixture(scope="module")

@@ -255,6 +255,17 @@ def test_state_losses_without_the_teacher_model_are_refused(transformer_transfer
         DistillationTrainer([{"name": "cosine"}]).train(None, ["a"], [None], teacher_logits=np.zeros((1, 2)))
 
 
+def test_a_kinds_step_floor_applies_to_its_default_epochs_only(teacher_dir, tmp_path):
+    from textdistill.distill.recipe import make_student
+
+    def training(**overrides):
+        return make_student(StudentSpec("static", {"embeddings": "hash"}, None, overrides), teacher_dir, tmp_path).training
+
+    assert training().min_steps > 0  # default epochs: at least that many steps on a small set
+    assert training(epochs=3).min_steps == 0 and training(epochs=3).epochs == 3  # epochs asked for are trained as given
+    assert training(epochs=3, min_steps=50).min_steps == 50
+
+
 def test_unknown_student_kind_lists_the_kinds():
     with pytest.raises(TextdistillError, match="static, bilstm, transformer"):
         StudentSpec("forest")

@@ -17,6 +17,7 @@ from textdistill.errors import TextdistillError
 from textdistill.models import load_model
 from textdistill.progress import set_quiet
 from textdistill.students.static import StaticConfig, StaticStudent
+from textdistill.training.arguments import TrainingArguments
 
 torch = pytest.importorskip("torch")
 
@@ -51,7 +52,7 @@ def data(sample_data):
 def train(data, epochs=12, training=None, **settings) -> StaticStudent:
     set_quiet(True)
     config = StaticConfig(**{**SMALL, **settings})
-    model = StaticStudent(config, training=replace(StaticStudent.default_training(config.embeddings), epochs=epochs, **(training or {})))
+    model = StaticStudent(config, training=replace(StaticStudent.default_training(config.embeddings), epochs=epochs, **{"min_steps": 0, **(training or {})}))
     return model.fit(*data["train"], multi_label=False, validation=data["validation"])
 
 
@@ -227,7 +228,7 @@ print(json.dumps(model.predict_proba(texts).tolist()))
 def test_multi_label_thresholds_and_hierarchy(data, tmp_path):
     set_quiet(True)
     train_set, validation, test = data["multi"]
-    model = StaticStudent(StaticConfig(embeddings="hash", **SMALL), training=replace(StaticStudent.default_training("hash"), epochs=25))
+    model = StaticStudent(StaticConfig(embeddings="hash", **SMALL), training=replace(StaticStudent.default_training("hash"), epochs=25, min_steps=0))
     model.fit(train_set.texts, train_set.labels, multi_label=True, hierarchy_sep=" > ", validation=(validation.texts, validation.labels))
     space = model.label_space
     assert space.multi_label and "Billing" in space and model.thresholds.shape == (len(space),)
@@ -288,6 +289,17 @@ def test_config_round_trips_and_refuses_nonsense():
 def test_untrained_student_says_so():
     with pytest.raises(TextdistillError, match="not trained"):
         StaticStudent().predict(["hello"])
+
+
+def test_min_steps_adds_epochs_on_a_small_set_only(data):
+    from textdistill.training.finetune import planned_epochs
+
+    texts, labels = data["train"]
+    steps_per_epoch = -(-len(texts) // 16)
+    floor = train(data, epochs=1, training={"batch_size": 16, "min_steps": 3 * steps_per_epoch - 1, "early_stopping_patience": 9})
+    assert [r["epoch"] for r in floor.history] == [1, 2, 3]
+    assert planned_epochs(TrainingArguments(epochs=4, batch_size=16, min_steps=2 * steps_per_epoch), len(texts)) == 4  # enough already
+    assert planned_epochs(TrainingArguments(epochs=1, batch_size=16, min_steps=0), len(texts)) == 1
 
 
 def test_default_training_suits_a_bag_of_vectors():

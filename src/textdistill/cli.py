@@ -363,7 +363,10 @@ def distill(
         list[str] | None,
         typer.Option("--set", help="Student setting key=value, repeatable, e.g. dim=128, hidden=512, encoder=minilm-l3, layers=[0,2,4]."),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: per student kind).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: per student kind, raised on small sets to reach --min-steps).")] = None,
+    min_steps: Annotated[
+        int | None, typer.Option(help="Optimizer steps to train at least, adding epochs on small sets (default: per student kind; 0 with --epochs).")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Messages per training step.")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate of the student's body.")] = None,
     head_lr: Annotated[float | None, typer.Option(help="Learning rate of the student's head.")] = None,
@@ -395,7 +398,7 @@ def distill(
     messages = held_out = None
     if train is not None:
         messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec)
-    training = {"epochs": epochs, "batch_size": batch_size, "learning_rate": lr, "head_learning_rate": head_lr, "seed": seed}
+    training = {"epochs": epochs, "min_steps": min_steps, "batch_size": batch_size, "learning_rate": lr, "head_learning_rate": head_lr, "seed": seed}
     student_spec = StudentSpec(
         student,
         dict(parse_setting(item) for item in setting or []),

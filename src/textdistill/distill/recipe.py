@@ -129,7 +129,7 @@ def make_student(spec: StudentSpec, teacher_dir: str | Path, work_dir: str | Pat
     if encoder == TEACHER_LAYERS:
         encoder = str(teacher_layer_encoder(teacher_dir, Path(work_dir) / "init-encoder", layers))
     config = EncoderConfig.from_dict({"max_length": teacher_config.get("max_length", 128), **settings, "model": encoder, "method": "full"})
-    defaults = TrainingArguments(epochs=4, learning_rate=1e-4, head_learning_rate=1e-3, early_stopping_patience=2)
+    defaults = TrainingArguments(epochs=4, min_steps=3000, learning_rate=1e-4, head_learning_rate=1e-3, early_stopping_patience=2)
     return TransformerClassifier(config, training=_training(defaults, spec.training))
 
 
@@ -242,7 +242,11 @@ def parse_loss_term(text: str) -> dict[str, Any]:
 
 
 def _training(defaults: TrainingArguments, overrides: Mapping[str, Any]) -> TrainingArguments:
+    """The kind's defaults with ``overrides``; epochs given without ``min_steps`` are trained as
+    given (the kind's step floor applies only to its default epochs)."""
     unknown = set(overrides) - set(TrainingArguments.__dataclass_fields__)
     if unknown:
         raise TextdistillError(f"unknown training setting(s) {sorted(unknown)}; the settings are: {', '.join(TrainingArguments.__dataclass_fields__)}")
+    if "epochs" in overrides and "min_steps" not in overrides:
+        overrides = {**overrides, "min_steps": 0}
     return replace(defaults, **overrides)

@@ -87,7 +87,7 @@ class BiLSTMStudent(TextClassifier):
 
     @staticmethod
     def default_training() -> TrainingArguments:
-        return TrainingArguments(epochs=10, batch_size=50, learning_rate=1e-3, head_learning_rate=1e-3, weight_decay=0.0, warmup_ratio=0.0, linear_probe=False, early_stopping_patience=3)
+        return TrainingArguments(epochs=10, min_steps=5000, batch_size=50, learning_rate=1e-3, head_learning_rate=1e-3, weight_decay=0.0, warmup_ratio=0.0, linear_probe=False, early_stopping_patience=3)
 
     # -- the training protocol of FineTuner ----------------------------------------------------
     def build_network(self, texts: Sequence[str]) -> None:

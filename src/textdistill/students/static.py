@@ -258,6 +258,7 @@ class StaticStudent(TextClassifier):
         random vectors have less to keep and learn faster."""
         return TrainingArguments(
             epochs=15,
+            min_steps=10_000,
             batch_size=32,
             learning_rate=1e-3 if embeddings == "teacher" else 5e-2,
             head_learning_rate=1e-2 if embeddings == "teacher" else 5e-2,

@@ -14,6 +14,7 @@ class TrainingArguments:
     """
 
     epochs: int = 3
+    min_steps: int = 0  # optimizer steps to train at least: small sets get more epochs (see FineTuner.fit)
     batch_size: int = 32
     learning_rate: float = 5e-5
     head_learning_rate: float = 2e-3
