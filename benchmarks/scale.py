@@ -5,8 +5,8 @@
 Jobs, each run ``--repeats`` times per engine set-up, set-ups interleaved within a round:
 - the mpnet-base teacher (``teacher-full``) labels the first ``--teacher-texts`` BANKING77 train
   texts (``textdistill label``'s ``label_messages``: shards of 128, batches of 64);
-- each student predicts ``--student-texts`` texts (train cycled; ``predict_messages``: shards of
-  1024, batches of 256).
+- each student predicts ``--student-texts`` texts (train cycled, written to one Parquet file;
+  ``predict_files``: shards of 1024, batches of 256).
 Set-ups: local (this process, torch and BLAS on every core), Ray with one actor per core (1 CPU
 and 1 thread each), and Ray with one actor holding every core. One local Ray serves every Ray
 run; its start-up is timed once and left out of the jobs' times.
@@ -42,11 +42,17 @@ class Timed:
         self.writes: list[tuple[float, int]] = []
 
     def run(self, model_dir, texts, shards, batch_size, write, description):
-        def timed_write(k, logits):
-            write(k, logits)
+        self.engine.run(model_dir, texts, shards, batch_size, self._timed(write), description)
+
+    def run_files(self, model_dir, reader, files, batch_size, write, description):
+        self.engine.run_files(model_dir, reader, files, batch_size, self._timed(write), description)
+
+    def _timed(self, write):
+        def timed_write(shard, logits):
+            write(shard, logits)
             self.writes.append((time.perf_counter(), len(logits)))
 
-        self.engine.run(model_dir, texts, shards, batch_size, timed_write, description)
+        return timed_write
 
     def steady_rate(self, workers: int) -> float:
         """Rows written after every worker's first shard, per second from then to the last write."""
@@ -69,13 +75,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "runs" / "scale.jsonl")
     args = parser.parse_args()
 
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     import ray
 
     from textdistill.data.messages import DataSpec, MessageSet, load_messages
     from textdistill.engines import LocalEngine
     from textdistill.engines.ray_engine import RayEngine
     from textdistill.evaluate.cost import machine_info
-    from textdistill.predict import predict_messages
+    from textdistill.predict import predict_files
     from textdistill.progress import set_quiet
     from textdistill.transfer import label_messages
 
@@ -102,6 +110,8 @@ def main() -> None:
 
     results: dict[tuple[str, str], list[dict]] = {}
     with args.out.open("a", encoding="utf-8") as log, tempfile.TemporaryDirectory() as scratch:
+        student_input = Path(scratch) / "student-texts.parquet"  # predict reads files
+        pq.write_table(pa.table({"text": first(args.student_texts).texts}), student_input)
         for repeat in range(args.repeats):
             for job, model_dir, messages, kind in jobs:
                 for setup, (make, workers) in setups.items():
@@ -112,7 +122,7 @@ def main() -> None:
                     if kind == "label":
                         label_messages(model_dir, messages, out, shard_size=128, batch_size=64, engine=engine)
                     else:
-                        predict_messages(model_dir, messages, out, shard_size=1024, batch_size=256, engine=engine)
+                        predict_files(model_dir, student_input, out, shard_size=1024, batch_size=256, engine=engine)
                     seconds = time.perf_counter() - t0
                     row = {
                         "job": job, "setup": setup, "repeat": repeat, "messages": len(messages), "seconds": round(seconds, 2),

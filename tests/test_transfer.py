@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from textdistill.transfer import AugmentConfig, TransferSet, label_messages
 from textdistill.transfer import augment as augment_module
 from textdistill.transfer.augment import MASK, augment, tokenize
 
-from synthetic import INTENTS, message_set, synthetic
+from synthetic import message_set, synthetic
 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory) -> Path:

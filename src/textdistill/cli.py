@@ -639,9 +639,15 @@ GpusPerActor = Annotated[float | None, typer.Option(help="Ray: GPUs per actor (d
 @app.command()
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
-    data: Annotated[Path, typer.Option(help="Messages (CSV, TSV, JSONL or Parquet); label columns are ignored.")],
+    data: Annotated[
+        list[str],
+        typer.Option(
+            metavar="FILE|DIR|GLOB",
+            help="Messages: a CSV, TSV, JSONL or Parquet file, a directory of them, or a quoted glob pattern; repeat for more. Label columns are ignored.",
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Prediction directory (manifest.json + Parquet shards).")],
-    shard_size: Annotated[int, typer.Option(help="Messages per Parquet shard (the unit of resumption).")] = 1024,
+    shard_size: Annotated[int, typer.Option(help="Messages per Parquet shard (the unit of resumption); each file is cut into shards of this size.")] = 1024,
     batch_size: Annotated[int, typer.Option(help="Messages per model call.")] = 64,
     engine: EngineName = "local",
     ray_address: RayAddress = None,
@@ -655,28 +661,39 @@ def predict(
     encoding: Encoding = "utf-8",
     quiet: Quiet = False,
 ) -> None:
-    """Predict labels for many messages into resumable Parquet shards.
+    """Predict labels for many messages, in one or more files, into resumable Parquet shards.
 
-    Each row holds the message's id and text, the predicted label set (`labels`) and the
-    model's logits (one per label, in the order of the manifest's `labels`). Interrupted? Run
-    the same command again: finished shards are kept. With `--engine ray` a pool of Ray
-    actors predicts, on this machine or on a cluster (`--ray-address`), GPUs included.
+    Files are read one at a time, in the order given (a directory's files and a pattern's
+    matches sorted by name), and each is cut into shards: `shards/part-FFFFF-CCCCC.parquet` is
+    chunk C of file F. Each row holds the message's id and text, the predicted label set
+    (`labels`), the model's logits (one per label, in the order of the manifest's `labels`),
+    and the `file` and 1-based data `row` it came from. Without `--id-column`, ids are
+    `stem:row`, prefixed with the file's index (`2/inbox:17`) when there are several files.
+    Interrupted? Run the same command again: finished shards are kept, finished files are not
+    read again; changed input files are refused. With `--engine ray`, Ray tasks read the files
+    and a pool of Ray actors predicts, on this machine or on a cluster (`--ray-address`), GPUs
+    included.
 
     Example: `textdistill predict models/static --data messages.csv --out predictions/`
 
-    Example: `textdistill predict models/teacher --data big.parquet --out predictions/ --engine ray --ray-address head:6379`
+    Example: `textdistill predict models/static --data inbox/ --data 'archive/2024-*.parquet' --out predictions/`
+
+    Example: `textdistill predict models/teacher --data /shared/big/ --out predictions/ --engine ray --ray-address head:6379`
     """
     from textdistill.engines import make_engine
-    from textdistill.predict import predict_messages
+    from textdistill.predict import predict_files
 
     set_quiet(quiet)
     scorer = make_engine(engine, ray_address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
     spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
-    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
-    messages = load_messages(data, spec, annotated=False)
-    _report_skipped(messages)
-    predictions = predict_messages(model_dir, messages, out, shard_size=shard_size, batch_size=batch_size, engine=scorer)
-    typer.echo(f"Predictions: {len(predictions):,} messages in {out}")
+    spec = replace(spec, id_column=id_column, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    manifest = predict_files(model_dir, data, out, spec=spec, shard_size=shard_size, batch_size=batch_size, engine=scorer)
+    counts = manifest["counts"]
+    for file in counts["files"]:
+        if file["skipped_rows"]:
+            console.print(f"[yellow]{file['path']}: {file['skipped_rows']} bad rows skipped[/]")
+    files = len(counts["files"])
+    typer.echo(f"Predictions: {counts['n_messages']:,} messages from {files} file{'s' if files > 1 else ''} in {out}")
 
 
 def main() -> None:

@@ -28,6 +28,11 @@ class DataError(TextdistillError):
         self.hint = hint
         super().__init__(self._format())
 
+    def __str__(self) -> str:
+        # From the fields, not from args: Ray Data appends its retry advice to the args of an
+        # error raised in its tasks, and a bad row read there must read as it does locally.
+        return self._format()
+
     def _format(self) -> str:
         where = [self.file] if self.file else []
         if self.row is not None:

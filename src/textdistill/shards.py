@@ -1,20 +1,23 @@
-"""Resumable output directories: ``manifest.json`` plus ``shards/part-NNNNN.parquet``.
+"""Resumable output directories: ``manifest.json`` plus ``shards/part-*.parquet``.
 
 The transfer set (``textdistill label``) and batch predictions (``textdistill predict``) are
-both written this way. The work is a fixed list of messages cut into shards of ``shard_size``;
-shard k holds work items [k * shard_size, (k + 1) * shard_size). Every file is written to a
-temporary name and renamed into place, so a shard exists whole or not at all, whichever engine
-or process wrote it, and a rerun skips the shards already there. The manifest records what
-produced the output: a rerun that would write something else (a different value of any
-``identity`` key) is refused, so one directory never mixes two runs. Each shard's schema
-metadata can carry counts (``stats``) that must survive an interrupted run.
+both written this way. A shard is named by its key: an index (``part-NNNNN.parquet``; the
+transfer set cuts its work list into shards of ``shard_size``, shard k holding items
+[k * shard_size, (k + 1) * shard_size)) or a tuple of indices (``part-FFFFF-CCCCC.parquet``:
+predictions, chunk C of input file F). Every file is written to a temporary name and renamed
+into place, so a shard exists whole or not at all, whichever engine or process wrote it, and a
+rerun skips the shards already there. The manifest records what produced the output: a rerun
+that would write something else (a different value of any ``identity`` key) is refused, so one
+directory never mixes two runs. Each shard's schema metadata can carry counts (``stats``) that
+must survive an interrupted run.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +30,21 @@ from textdistill.errors import TextdistillError
 MANIFEST_FILE = "manifest.json"
 SHARDS_DIR = "shards"
 _META_KEY = b"textdistill"
+_SHARD_NAME = re.compile(r"part-(\d+(?:-\d+)*)\.parquet")
+
+ShardKey = int | tuple[int, ...]
 
 
-def shard_path(out_dir: Path, index: int) -> Path:
-    return out_dir / SHARDS_DIR / f"part-{index:05d}.parquet"
+def shard_path(out_dir: Path, key: ShardKey) -> Path:
+    """Where the shard with ``key`` (an index, or a tuple of indices) is written."""
+    indices = key if isinstance(key, tuple) else (key,)
+    return out_dir / SHARDS_DIR / f"part-{'-'.join(f'{i:05d}' for i in indices)}.parquet"
+
+
+def written_shards(out_dir: Path) -> list[tuple[int, ...]]:
+    """The keys of the shards in ``out_dir``, as tuples of indices, sorted."""
+    names = (_SHARD_NAME.fullmatch(p.name) for p in (out_dir / SHARDS_DIR).glob("part-*.parquet"))
+    return sorted(tuple(int(i) for i in name[1].split("-")) for name in names if name)
 
 
 def shard_bounds(n_items: int, shard_size: int) -> list[tuple[int, int]]:
@@ -71,8 +85,15 @@ def read_manifest(out_dir: Path, format_version: int) -> dict[str, Any] | None:
 
 
 def start(out_dir: Path, manifest: dict[str, Any], identity: tuple[str, ...], what: str) -> list[int]:
-    """Prepare ``out_dir`` for ``manifest`` (fresh, or a resumable run of the same thing) and
-    return the shards still to write. ``what`` names the output in errors ("transfer set")."""
+    """:func:`prepare` ``out_dir`` and return the shards of ``range(manifest["n_shards"])`` still
+    to write."""
+    prepare(out_dir, manifest, identity, what)
+    return [k for k in range(manifest["n_shards"]) if not shard_path(out_dir, k).is_file()]
+
+
+def prepare(out_dir: Path, manifest: dict[str, Any], identity: tuple[str, ...], what: str) -> None:
+    """Prepare ``out_dir`` for ``manifest``: fresh, or a resumable run of the same thing (the
+    same values of the ``identity`` keys). ``what`` names the output in errors ("transfer set")."""
     existing = read_manifest(out_dir, manifest["format_version"])
     if existing is None:
         if out_dir.exists() and any(not p.name.endswith(".tmp") for p in out_dir.iterdir()):
@@ -82,9 +103,7 @@ def start(out_dir: Path, manifest: dict[str, Any], identity: tuple[str, ...], wh
     else:
         changed = [key for key in identity if existing.get(key) != manifest[key]]
         if changed:
-            details = "; ".join(
-                f"{key}: was {json.dumps(existing.get(key))[:120]}, now {json.dumps(manifest[key])[:120]}" for key in changed
-            )
+            details = "; ".join(_first_difference(key, existing.get(key), manifest[key]) for key in changed)
             raise TextdistillError(
                 f"{out_dir} holds a {what} made with a different {', '.join(changed)} ({details}). "
                 f"Refusing to mix them. What to do: use a new output directory, or delete {out_dir} to start over."
@@ -94,7 +113,18 @@ def start(out_dir: Path, manifest: dict[str, Any], identity: tuple[str, ...], wh
     remove_partial_files(out_dir)
     write_manifest(out_dir, manifest)
     (out_dir / SHARDS_DIR).mkdir(exist_ok=True)
-    return [k for k in range(manifest["n_shards"]) if not shard_path(out_dir, k).is_file()]
+
+
+def _first_difference(where: str, old: Any, new: Any) -> str:
+    """Where two manifest values first differ, and how: ``options.top_k: was 5, now 3``. A list
+    item that differs is shown whole (``source.files[1]: was {...}, now {...}``)."""
+    while isinstance(old, dict) and isinstance(new, dict) and old.keys() == new.keys():
+        key = next(k for k in old if old[k] != new[k])
+        where, old, new = f"{where}.{key}", old[key], new[key]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        i = next(i for i, (a, b) in enumerate(zip(old, new)) if a != b)
+        where, old, new = f"{where}[{i}]", old[i], new[i]
+    return f"{where}: was {json.dumps(old, ensure_ascii=False)[:300]}, now {json.dumps(new, ensure_ascii=False)[:300]}"
 
 
 def list_array(rows: np.ndarray, value_type: pa.DataType) -> pa.ListArray:
@@ -123,6 +153,13 @@ def shard_stats(path: Path) -> dict[str, Any]:
 
 def read_finished(out_dir: Path, format_version: int, what: str, command: str) -> tuple[dict[str, Any], pa.Table]:
     """The manifest and all rows of a finished output directory, in work-list order."""
+    manifest = finished_manifest(out_dir, format_version, what, command)
+    return manifest, read_shards(out_dir, range(manifest["n_shards"]), what, command)
+
+
+def finished_manifest(out_dir: Path, format_version: int, what: str, command: str) -> dict[str, Any]:
+    """The manifest of a finished output directory; an error when there is none or the run
+    that wrote it was interrupted."""
     manifest = read_manifest(out_dir, format_version)
     if manifest is None:
         raise TextdistillError(f"{out_dir} is not a {what}: it has no {MANIFEST_FILE}. Run `{command}` first.")
@@ -131,11 +168,16 @@ def read_finished(out_dir: Path, format_version: int, what: str, command: str) -
             f"the {what} in {out_dir} is unfinished (the run was interrupted). "
             f"What to do: rerun `{command}` with the same arguments to finish it; done shards are kept."
         )
-    paths = [shard_path(out_dir, k) for k in range(manifest["n_shards"])]
+    return manifest
+
+
+def read_shards(out_dir: Path, keys: Iterable[ShardKey], what: str, command: str) -> pa.Table:
+    """The rows of the shards with ``keys``, in that order; an error naming those missing."""
+    paths = [shard_path(out_dir, key) for key in keys]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise TextdistillError(
             f"the {what} in {out_dir} lacks shard(s) {', '.join(missing[:5])}. "
             f"What to do: rerun `{command}` with the same arguments to rewrite them."
         )
-    return manifest, pa.concat_tables([pq.read_table(p) for p in paths])
+    return pa.concat_tables([pq.read_table(p) for p in paths])

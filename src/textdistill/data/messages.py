@@ -185,7 +185,9 @@ def require_two_classes(messages: MessageSet) -> None:
 
 
 # -- reading tables ----------------------------------------------------------------------------
-def _open_table(path: Path, encoding: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+def message_file_kind(path: Path) -> str:
+    """The format of a messages file (``csv``, ``jsonl`` or ``parquet``); an error when ``path``
+    is missing, a directory, of another type, or empty."""
     if not path.exists():
         raise DataError("file not found", file=path, hint="check the path (it is relative to the current directory)")
     if path.is_dir():
@@ -199,7 +201,11 @@ def _open_table(path: Path, encoding: str) -> tuple[list[str], Iterator[tuple[in
         )
     if path.stat().st_size == 0:
         raise DataError("the file is empty", file=path, hint="write a header row and at least one message")
-    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[kind]
+    return kind
+
+
+def _open_table(path: Path, encoding: str) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
+    reader = {"csv": _read_csv, "jsonl": _read_jsonl, "parquet": _read_parquet}[message_file_kind(path)]
     columns, records = reader(path, encoding)
     if not records:
         raise DataError("the file has no messages, only a header", file=path, hint="add at least one message row")

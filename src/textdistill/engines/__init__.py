@@ -1,26 +1,33 @@
-"""Engines: where a model scores the shards of a work list.
+"""Engines: where input is read and a model scores it, shard by shard.
 
-:class:`LocalEngine` scores them one after another in this process;
-:class:`~textdistill.engines.ray_engine.RayEngine` (``textdistill[ray]``) in a pool of Ray
-actors, on this machine or a cluster. Both load the model with :func:`load_model`, score with
-:func:`score_texts_sorted`, and hand each shard's logits back to the caller in this process,
-which writes it. So the engine decides where the model runs, never what is written.
+Two kinds of work: :meth:`Engine.run` scores the shards of a work list the caller holds (the
+transfer set's, read on the driver); :meth:`Engine.run_files` reads input files with a
+:class:`~textdistill.data.chunks.ChunkReader`, one file at a time, and scores their chunks
+(predictions). :class:`LocalEngine` does both in this process;
+:class:`~textdistill.engines.ray_engine.RayEngine` (``textdistill[ray]``) reads in Ray tasks
+and scores in a pool of Ray actors, on this machine or a cluster. Both load the model with
+:func:`load_model`, score with :func:`score_texts_sorted`, and hand each shard's logits back to
+the caller in this process, which writes it. So the engine decides where reading and the model
+run, never what is read or written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
+from textdistill.data.chunks import Chunk, ChunkReader, FileToRead
 from textdistill.errors import TextdistillError
 from textdistill.models.base import TextClassifier, load_model
 from textdistill.progress import track
 
 # Called with a shard's index and its logits (n, L), rows in work-list order.
 ShardWriter = Callable[[int, np.ndarray], None]
+# Called with a chunk of an input file and its logits (n, L), rows in the chunk's order.
+ChunkWriter = Callable[[Chunk, np.ndarray], None]
 
 
 def score_texts_sorted(model: TextClassifier, texts: Sequence[str], batch_size: int) -> np.ndarray:
@@ -47,9 +54,21 @@ class Engine(Protocol):
         """Score ``texts[start:end]`` of every shard in ``shards`` (index -> [start, end)) with
         the model in ``model_dir`` and call ``write`` once per shard, in this process."""
 
+    def run_files(
+        self,
+        model_dir: Path,
+        reader: ChunkReader,
+        files: Sequence[FileToRead],
+        batch_size: int,
+        write: ChunkWriter,
+        description: str,
+    ) -> None:
+        """Read each of ``files`` with ``reader`` (chunks in ``done`` are skipped), score every
+        chunk with the model in ``model_dir`` and call ``write`` once per chunk, in this process."""
+
 
 class LocalEngine:
-    """Shards scored one after another in this process."""
+    """Files read, and shards scored, one after another in this process."""
 
     def run(
         self,
@@ -69,6 +88,29 @@ class LocalEngine:
             start, end = shards[k]
             if i == end - 1:
                 write(k, score_texts_sorted(model, texts[start:end], batch_size))
+
+    def run_files(
+        self,
+        model_dir: Path,
+        reader: ChunkReader,
+        files: Sequence[FileToRead],
+        batch_size: int,
+        write: ChunkWriter,
+        description: str,
+    ) -> None:
+        if not files:
+            return
+        model = load_model(model_dir)
+
+        def scored() -> Iterator[None]:
+            """Once per message scored: the bar counts messages (how many, no one knows up front)."""
+            for todo in files:
+                for chunk in reader.read(todo):
+                    write(chunk, score_texts_sorted(model, chunk.texts, batch_size))
+                    yield from [None] * len(chunk)
+
+        for _ in track(scored(), description):
+            pass
 
 
 def make_engine(
