@@ -291,6 +291,21 @@ def test_untrained_student_says_so():
         StaticStudent().predict(["hello"])
 
 
+def test_a_trained_epoch_is_kept_over_the_random_start(data, monkeypatch):
+    """Only a warm-started model competes with its epochs: a random head's score is luck (a
+    multi-label student that predicts every label outscores one that has learnt the priors)."""
+    from textdistill.training import finetune
+
+    initial = {}
+    monkeypatch.setattr(finetune.FineTuner, "network_built", lambda self, model: initial.update(finetune.trainable_state(model.network)))
+    scores = iter([0.9, 0.5, 0.4])  # falling: were the start scored, it would win
+    monkeypatch.setattr(finetune, "validation_score", lambda model, validation: next(scores))
+    model = train(data, epochs=2, embeddings="hash")
+    assert [r["validation_score"] for r in model.history] == [0.9, 0.5]
+    trained = finetune.trainable_state(model.network)
+    assert initial and any(not torch.equal(trained[name], initial[name]) for name in initial)
+
+
 def test_min_steps_adds_epochs_on_a_small_set_only(data):
     from textdistill.training.finetune import planned_epochs
 

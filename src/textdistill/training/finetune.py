@@ -107,7 +107,8 @@ class FineTuner:
         targets = self.targets(model, label_sets)
 
         state = self._load_checkpoint(model, texts, label_sets)
-        if state is None and args.linear_probe and getattr(model, "supports_linear_probe", False):
+        warm_start = state is None and args.linear_probe and getattr(model, "supports_linear_probe", False)
+        if warm_start:
             probe = fit_linear_probe(model, texts, label_sets, validation, args.probe_C, source=model.source)
             console.print(f"linear probe: C={probe['probe_C']}, validation score {probe['probe_validation_score']}")
             self.history.append({"epoch": 0, **probe})
@@ -122,9 +123,12 @@ class FineTuner:
         optimizer = self._optimizer(network, self.extra_parameters())
         total = steps_per_epoch * epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, int(total * args.warmup_ratio), total)
-        # The warm-started model is the score to beat: fine-tuning that only hurts is undone.
+        # A warm-started model (pretrained encoder, probed head) is the score to beat: fine-tuning
+        # that only hurts is undone. A random head is no candidate: its score is luck (a
+        # multi-label student predicting every label scores above one that has learnt the label
+        # priors but not yet the messages).
         step, best_score, best_state, stale = 0, -1.0, None, 0
-        if state is None and validation is not None:
+        if warm_start and validation is not None:
             best_score, best_state = validation_score(model, validation), trainable_state(network)
         if state is not None:
             network.load_state_dict(state["network"], strict=False)
