@@ -266,6 +266,20 @@ def test_a_kinds_step_floor_applies_to_its_default_epochs_only(teacher_dir, tmp_
     assert training(epochs=3, min_steps=50).min_steps == 50
 
 
+def test_a_bilstm_regresses_logits_single_label_and_matches_sigmoids_multi_label(teacher_dir, transfer_dir, tmp_path):
+    from textdistill.models.manifest import Manifest
+
+    rows = synthetic(120, seed=10)
+    texts, label_sets = [t for t, _ in rows], [(label, "urgent") if i % 3 else (label,) for i, (_, label) in enumerate(rows)]
+    multi_teacher = TfidfBaseline().fit(texts, label_sets, multi_label=True).save(tmp_path / "multi", training_data={"sha256": "m"})
+    label_messages(multi_teacher, message_set(texts), tmp_path / "multi-transfer", shard_size=64)
+    settings = {"embeddings": "hash", "dim": 16, "hidden": 8, "mlp": 8, "hash_buckets": 1024}
+    for teacher, transfer, losses in ((teacher_dir, transfer_dir, ["logit_mse", "ce"]), (multi_teacher, tmp_path / "multi-transfer", ["kd", "ce"])):
+        out = tmp_path / f"student-{losses[0]}"
+        distill(StudentSpec("bilstm", settings, None, {"epochs": 1}), teachers=[teacher], transfer_dir=transfer, out_dir=out)
+        assert [term["name"] for term in Manifest.read(out / "manifest.json").config["distillation"]["losses"]] == losses
+
+
 def test_unknown_student_kind_lists_the_kinds():
     with pytest.raises(TextdistillError, match="static, bilstm, transformer"):
         StudentSpec("forest")

@@ -29,12 +29,23 @@ from textdistill.transfer.store import TransferSet
 STUDENT_KINDS = ("static", "bilstm", "transformer")
 
 # Per kind, the loss terms used when none are configured: soft targets at T = 2 mixed with the
-# labels where known (Hinton et al.); logit regression for the BiLSTM (Tang et al.).
+# labels where known (Hinton et al.); logit regression for a single-label BiLSTM (Tang et al.).
 DEFAULT_LOSSES: dict[str, list[dict[str, Any]]] = {
     "static": [{"name": "kd", "weight": 0.7, "temperature": 2.0}, {"name": "ce", "weight": 0.3}],
     "bilstm": [{"name": "logit_mse", "weight": 1.0}, {"name": "ce", "weight": 0.1}],
     "transformer": [{"name": "kd", "weight": 0.7, "temperature": 2.0}, {"name": "ce", "weight": 0.3}],
 }
+# Multi-label, the BiLSTM matches the teacher's sigmoids (per-label BCE) instead: its logits for
+# absent labels are large and negative, and regressing them taught the demo's BiLSTM the label
+# priors only (validation micro-F1 0.0 after 3 epochs, against 0.77 with BCE).
+MULTI_LABEL_LOSSES: dict[str, list[dict[str, Any]]] = {
+    "bilstm": [{"name": "kd", "weight": 0.7, "temperature": 1.0}, {"name": "ce", "weight": 0.3}],
+}
+
+
+def default_losses(kind: str, multi_label: bool) -> list[dict[str, Any]]:
+    """The loss terms of ``kind`` when none are configured."""
+    return (MULTI_LABEL_LOSSES.get(kind) if multi_label else None) or DEFAULT_LOSSES[kind]
 
 
 @dataclass
@@ -164,7 +175,7 @@ def distill(
         return _labels_only(student, train, validation, out_dir, spec, teachers[0], data_settings, threshold_mode, started)
     data = distillation_data(teachers, transfer_dir, train, validation, teacher_weights)
     student.label_space = teacher_manifest.label_space
-    losses = spec.losses if spec.losses is not None else DEFAULT_LOSSES[spec.kind]
+    losses = spec.losses if spec.losses is not None else default_losses(spec.kind, student.label_space.multi_label)
     needs_teacher = any(term["name"] in STATE_LOSSES for term in losses)
     teacher = None
     if needs_teacher:
