@@ -96,7 +96,7 @@ def main() -> None:
         texts = [train.texts[i] for i in picks]
         return MessageSet(texts, [f"m{i}" for i in range(n)], [None] * n, list(range(1, n + 1)), "banking77-train", None)
 
-    jobs = [("teacher (mpnet-base)", args.runs / "teacher-full", first(args.teacher_texts), "label")]
+    jobs = [("teacher (mpnet-base)", args.runs / "teacher-full", first(args.teacher_texts), "label")] if args.teacher_texts else []  # 0: students only
     jobs += [(f"student ({name})", args.runs / f"student-{name}", first(args.student_texts), "predict") for name in args.students]
     setups = {  # name: (engine, workers)
         f"local, {cores} threads": (LocalEngine, 1),
