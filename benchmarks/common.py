@@ -46,13 +46,14 @@ def transfer_texts(train: Path, out: Path) -> Path:
     return path
 
 
-def distill_students(teacher: Path, transfer: Path, train: Path, runs: Path, names: list[str]) -> dict[str, Path]:
-    """Distil each named student into ``runs/student-NAME`` unless it is there already."""
+def distill_students(teacher: Path, transfers: list[Path], train: Path, runs: Path, names: list[str], suffix: str = "") -> dict[str, Path]:
+    """Distil each named student into ``runs/student-NAME<suffix>`` unless it is there already."""
     models = {}
+    sources = [option for path in transfers for option in ("--transfer", str(path))]
     for name in names:
-        out = runs / f"student-{name}"
+        out = runs / f"student-{name}{suffix}"
         if not (out / "manifest.json").exists():
-            run([*CLI, "distill", "--teacher", str(teacher), "--transfer", str(transfer), "--train", str(train), *STUDENTS[name], "--out", str(out), "--quiet"])
+            run([*CLI, "distill", "--teacher", str(teacher), *sources, "--train", str(train), *STUDENTS[name], "--out", str(out), "--quiet"])
         models[name] = out
     return models
 

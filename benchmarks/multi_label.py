@@ -48,7 +48,7 @@ def main() -> None:
         if not finished(transfer):
             augment = ["--augment", "mask,pos,ngram", "--augment-factor", str(factor)] if factor else []
             run([*CLI, "label", "--teacher", str(teacher), "--texts", str(transfer_texts(train, runs)), *augment, "--out", str(transfer), "--quiet"])
-        models = {"baseline": runs / "baseline", "teacher": teacher, **distill_students(teacher, transfer, train, runs, args.students)}
+        models = {"baseline": runs / "baseline", "teacher": teacher, **distill_students(teacher, [transfer], train, runs, args.students)}
         results = {}
         for name, path in models.items():
             evaluation = runs / "students-eval" / f"{name}.json"

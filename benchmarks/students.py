@@ -4,7 +4,9 @@
 
 Steps (each skipped when its output exists, so an interrupted run resumes):
 1. the teacher (``teacher-full``, see RESULTS.md) labels BANKING77 train minus the validation
-   split, plus two augmented copies of each message (mask, POS, n-gram);
+   split, plus two augmented copies of each message (mask, POS, n-gram); with
+   ``--more-copies N``, N more copies per message (seed 1, ``textdistill augment``) are labelled
+   into a second transfer set, and students, evaluations and report get the suffix ``-moreN``;
 2. every student is distilled from those soft targets and the train labels;
 3. early exit is added to the MiniLM-L6 student (branches self-distilled on the transfer texts);
 4. baseline, teacher and students are evaluated on the test set in one run with the same
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--teacher", default="teacher-full")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument("--early-exit", nargs="*", default=["minilm-l6"], help="transformer students to add early exit to")
+    parser.add_argument("--more-copies", type=int, default=0, help="augmented copies per message in a second transfer set")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -42,16 +45,26 @@ def main() -> None:
     if not finished(transfer):
         run([*CLI, "label", "--teacher", str(teacher), "--texts", str(transfer_texts(train, runs)), "--augment", "mask,pos,ngram",
              "--augment-factor", "2", "--out", str(transfer), "--quiet"])
-    models = {"baseline": runs / "baseline", "teacher": teacher, **distill_students(teacher, transfer, train, runs, args.students)}
+    transfers, suffix = [transfer], ""
+    if args.more_copies:
+        suffix = f"-more{args.more_copies}"
+        more = runs / f"transfer{suffix}"
+        if not finished(more):
+            texts = runs / f"augmented{suffix}.csv"
+            run([*CLI, "augment", "--texts", str(transfer_texts(train, runs)), "--factor", str(args.more_copies), "--seed", "1",
+                 "--exclude", str(transfer), "--out", str(texts)])
+            run([*CLI, "label", "--teacher", str(teacher), "--texts", str(texts), "--id-column", "id", "--out", str(more), "--quiet"])
+        transfers.append(more)
+    models = {"baseline": runs / "baseline", "teacher": teacher, **distill_students(teacher, transfers, train, runs, args.students, suffix)}
     for name in args.early_exit:
-        out = runs / f"student-{name}-exit"
+        out = runs / f"student-{name}{suffix}-exit"
         if not (out / "manifest.json").exists():
-            run([*CLI, "early-exit", str(runs / f"student-{name}"), "--transfer", str(transfer), "--out", str(out), "--quiet"])
+            run([*CLI, "early-exit", str(runs / f"student-{name}{suffix}"), "--transfer", str(transfer), "--out", str(out), "--quiet"])
         models[f"{name}-exit"] = out
-    evaluations = runs / "students-eval"
+    evaluations = runs / f"students-eval{suffix}"
     evaluations.mkdir(exist_ok=True)
     results = {name: evaluate(path, test, evaluations, name, args.threads, args.repeats) for name, path in models.items()}
-    run([*CLI, "report", *(str(evaluations / f"{name}.json") for name in models), "--out", str(runs / "students-report"), "--title", "BANKING77: teacher and students"])
+    run([*CLI, "report", *(str(evaluations / f"{name}.json") for name in models), "--out", str(runs / f"students-report{suffix}"), "--title", "BANKING77: teacher and students"])
     print_table(results)
     for name, result in results.items():
         if "early_exit" in result:

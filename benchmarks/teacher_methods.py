@@ -57,7 +57,7 @@ def main() -> None:
         history = manifest["config"]["training"]["history"]
         epoch_seconds = [h["seconds"] for h in history if h.get("epoch", 0) > 0]
         rows.append((method, result, manifest, epoch_seconds, manifest["config"]["training"]["arguments"]["learning_rate"]))
-    print(f"| method | lr | test accuracy | macro-F1 | trainable parameters | share | epochs run | min/epoch (median) | validation accuracy |")
+    print("| method | lr | test accuracy | macro-F1 | trainable parameters | share | epochs run | min/epoch (median) | validation accuracy |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for method, result, manifest, seconds, lr in rows:
         config = manifest["config"]

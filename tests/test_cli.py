@@ -1,5 +1,6 @@
 """The command line: help, clean errors, and the README's workflow on real files."""
 
+import csv
 import json
 import subprocess
 import sys
@@ -8,8 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from textdistill.cli import app
+from textdistill.transfer import TransferSet
 
-COMMANDS = ["demo", "run", "baseline", "teach", "label", "distill", "early-exit", "compress", "evaluate", "report", "sample", "predict"]
+COMMANDS = ["demo", "run", "baseline", "teach", "label", "augment", "distill", "early-exit", "compress", "evaluate", "report", "sample", "predict"]
 runner = CliRunner()
 
 
@@ -55,14 +57,28 @@ def test_label_distill_evaluate_with_a_baseline_teacher(sample_data, tmp_path):
     assert cli("baseline", "--train", sample_data.train, "--out", teacher, *columns, "--quiet").returncode == 0
     labelled = cli("label", "--teacher", teacher, "--texts", sample_data.unannotated, "--out", tmp_path / "transfer", "--quiet")
     assert labelled.returncode == 0, labelled.stderr
+    # More augmented copies, labelled as a second transfer set: none repeats a text of the first.
+    augmented = cli(
+        "augment", "--texts", sample_data.unannotated, *columns, "--methods", "mask,ngram", "--factor", "2", "--seed", "1",
+        "--exclude", tmp_path / "transfer", "--out", tmp_path / "more.csv",
+    )
+    assert augmented.returncode == 0, augmented.stderr
+    rows = list(csv.DictReader((tmp_path / "more.csv").open(encoding="utf-8")))
+    texts = [row["text"] for row in rows]
+    assert rows and len(set(texts)) == len(texts) and not set(texts) & set(TransferSet.load(tmp_path / "transfer").texts)
+    assert {row["origin"] for row in rows} <= {"mask", "ngram"} and all(row["id"].startswith(row["source_id"] + "#aug") for row in rows)
+    more = cli("label", "--teacher", teacher, "--texts", tmp_path / "more.csv", "--text-column", "text", "--id-column", "id", "--out", tmp_path / "more", "--quiet")
+    assert more.returncode == 0, more.stderr
+    assert TransferSet.load(tmp_path / "more").texts == texts
     student = tmp_path / "static"
     distilled = cli(
-        "distill", "--teacher", teacher, "--transfer", tmp_path / "transfer", "--train", sample_data.train, "--student", "static",
+        "distill", "--teacher", teacher, "--transfer", tmp_path / "transfer", "--transfer", tmp_path / "more", "--train", sample_data.train, "--student", "static",
         "--set", "embeddings=hash", "--set", "dim=32", "--loss", "kd:0.5:temperature=2", "--loss", "ce:0.5", "--epochs", "3", "--out", student, "--quiet",
     )
     assert distilled.returncode == 0, distilled.stderr
     assert "Saved static student" in distilled.stdout
     manifest = json.loads((student / "manifest.json").read_text())
+    assert manifest["config"]["distillation"]["transfer"] == [str((tmp_path / name).resolve()) for name in ("transfer", "more")]
     assert manifest["config"]["distillation"]["losses"] == [{"name": "kd", "weight": 0.5, "temperature": 2}, {"name": "ce", "weight": 0.5}]
     out = tmp_path / "eval.json"
     evaluated = cli("evaluate", student, "--data", sample_data.test, "--json", out, "--threads", "1", "--no-cost", "--quiet")

@@ -61,7 +61,7 @@ def transfer_dir(tmp_path_factory, teacher_dir, train, validation):
 
 # -- what the student learns from -------------------------------------------------------------
 def test_labels_are_attached_validation_is_held_out_and_missing_annotated_texts_are_scored(teacher_dir, transfer_dir, train, validation):
-    data = distillation_data([teacher_dir], transfer_dir, train, validation)
+    data = distillation_data([teacher_dir], [transfer_dir], train, validation)
     assert not set(validation.texts) & set(data.texts)
     kept = set(train.texts) - set(validation.texts)
     assert kept <= set(data.texts)
@@ -74,12 +74,12 @@ def test_labels_are_attached_validation_is_held_out_and_missing_annotated_texts_
 
 
 def test_two_teachers_average_their_probabilities_and_a_second_run_uses_the_cache(teacher_dir, second_teacher_dir, transfer_dir, monkeypatch):
-    one = distillation_data([teacher_dir], transfer_dir, None, None).teacher_logits
-    both = distillation_data([teacher_dir, second_teacher_dir], transfer_dir, None, None, teacher_weights=[3, 1]).teacher_logits
-    other = load_model(second_teacher_dir).decision_function(distillation_data([teacher_dir], transfer_dir, None, None).texts)
+    one = distillation_data([teacher_dir], [transfer_dir], None, None).teacher_logits
+    both = distillation_data([teacher_dir, second_teacher_dir], [transfer_dir], None, None, teacher_weights=[3, 1]).teacher_logits
+    other = load_model(second_teacher_dir).decision_function(distillation_data([teacher_dir], [transfer_dir], None, None).texts)
     np.testing.assert_allclose(softmax(both, axis=1), 0.75 * softmax(one, axis=1) + 0.25 * softmax(other, axis=1), atol=1e-5)
     monkeypatch.setattr(teachers_module, "load_model", lambda *_: pytest.fail("the second teacher's logits should come from the cache"))
-    again = distillation_data([teacher_dir, second_teacher_dir], transfer_dir, None, None, teacher_weights=[3, 1]).teacher_logits
+    again = distillation_data([teacher_dir, second_teacher_dir], [transfer_dir], None, None, teacher_weights=[3, 1]).teacher_logits
     np.testing.assert_array_equal(again, both)
 
 
@@ -95,7 +95,27 @@ def test_teachers_with_other_labels_are_refused(tmp_path, transfer_dir, train):
     rows = [(t, "other" if i % 2 else "thing") for i, (t, _) in enumerate(synthetic(40, seed=3))]
     odd = TfidfBaseline().fit([t for t, _ in rows], [(label,) for _, label in rows], multi_label=False).save(tmp_path / "odd", training_data={})
     with pytest.raises(TextdistillError, match="same label set"):
-        distillation_data([odd], transfer_dir, None, None)
+        distillation_data([odd], [transfer_dir], None, None)
+
+
+def test_several_transfer_sets_are_joined_in_order_keeping_each_text_once(tmp_path, teacher_dir, transfer_dir, train, validation):
+    first = distillation_data([teacher_dir], [transfer_dir], None, validation)
+    # A later transfer set: new texts, texts the first one holds, and a validation text.
+    new_texts = [t for t, _ in synthetic(50, seed=21)]
+    pool = message_set(new_texts + first.texts[:20] + validation.texts[:2], prefix="more")
+    more = tmp_path / "more"
+    label_messages(teacher_dir, pool, more, shard_size=32)
+    joined = distillation_data([teacher_dir], [transfer_dir, more], train, validation)
+    added = [t for t in dict.fromkeys(new_texts) if t not in set(first.texts)]
+    assert joined.texts[: len(first.texts)] == first.texts
+    assert len(joined.texts) == len(set(joined.texts))
+    assert set(added) <= set(joined.texts) and not set(validation.texts) & set(joined.texts)
+    np.testing.assert_allclose(joined.teacher_logits, load_model(teacher_dir).decision_function(joined.texts), atol=1e-5)
+    rows = [(t, "other" if i % 2 else "thing") for i, (t, _) in enumerate(synthetic(40, seed=3))]
+    odd = TfidfBaseline().fit([t for t, _ in rows], [(label,) for _, label in rows], multi_label=False).save(tmp_path / "odd", training_data={})
+    label_messages(odd, pool, tmp_path / "odd-transfer", shard_size=32)
+    with pytest.raises(TextdistillError, match="other labels than the first transfer set"):
+        distillation_data([teacher_dir], [transfer_dir, tmp_path / "odd-transfer"], None, None)
 
 
 # -- the trainer ---------------------------------------------------------------------------------
@@ -111,10 +131,10 @@ def mean_kl(teacher_logits: np.ndarray, student_logits: np.ndarray) -> float:
 
 def test_a_transformer_student_learns_the_teachers_distribution(tiny_encoder_dir, teacher_dir, transfer_dir, train, validation, tmp_path):
     spec = tiny_spec(tiny_encoder_dir, [{"name": "kd", "temperature": 1.0}])
-    data = distillation_data([teacher_dir], transfer_dir, train, validation)
+    data = distillation_data([teacher_dir], [transfer_dir], train, validation)
     untrained = TransformerClassifier(EncoderConfig(model=str(tiny_encoder_dir), max_length=24), training=TrainingArguments(epochs=0, linear_probe=False))
     untrained.fit(train.texts, train.labels, multi_label=False)
-    student = distill(spec, teachers=[teacher_dir], transfer_dir=transfer_dir, out_dir=tmp_path / "s", train=train, validation=validation)
+    student = distill(spec, teachers=[teacher_dir], transfer_dirs=[transfer_dir], out_dir=tmp_path / "s", train=train, validation=validation)
     before = mean_kl(data.teacher_logits, untrained.decision_function(data.texts))
     after = mean_kl(data.teacher_logits, student.decision_function(data.texts))
     assert after < 0.75 * before
@@ -129,7 +149,7 @@ def test_unannotated_rows_do_not_reach_the_label_loss(tiny_encoder_dir, teacher_
     # No annotated messages and only the hard-label loss: nothing to learn, the weights stay put.
     spec = tiny_spec(tiny_encoder_dir, [{"name": "ce"}], dropout=0.0)
     spec.training.update(epochs=1, weight_decay=0.0)
-    distill(spec, teachers=[teacher_dir], transfer_dir=transfer_dir, out_dir=tmp_path / "s")
+    distill(spec, teachers=[teacher_dir], transfer_dirs=[transfer_dir], out_dir=tmp_path / "s")
     encoder = load_model(tmp_path / "s").network.encoder
     fresh = TransformerClassifier(EncoderConfig(model=str(tiny_encoder_dir), max_length=24), training=TrainingArguments(epochs=0, linear_probe=False))
     fresh.fit(["a", "b"], [("x",), ("y",)], multi_label=False)
@@ -154,7 +174,7 @@ def transformer_transfer_dir(tmp_path_factory, transformer_teacher_dir):
 
 def test_teacher_layers_student_keeps_every_other_layer_with_the_teachers_weights(transformer_teacher_dir, transformer_transfer_dir, tmp_path):
     spec = StudentSpec("transformer", {}, [{"name": "kd"}], {"epochs": 0})
-    student = distill(spec, teachers=[transformer_teacher_dir], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "s")
+    student = distill(spec, teachers=[transformer_teacher_dir], transfer_dirs=[transformer_transfer_dir], out_dir=tmp_path / "s")
     teacher = load_model(transformer_teacher_dir)
     assert student.network.encoder.config.num_hidden_layers == 1
     torch.testing.assert_close(student.network.encoder.encoder.layer[0].state_dict(), teacher.network.encoder.encoder.layer[0].state_dict())
@@ -187,10 +207,10 @@ def test_hidden_state_losses_pull_the_students_layers_toward_the_teachers(transf
     encoder = str(random_bert(teacher, tmp_path / "random", width=32, seed=1))
     settings = {"encoder": encoder, "dropout": 0.0}
     spec = StudentSpec("transformer", settings, [{"name": "kd", "weight": 0.0}], {"epochs": 0})
-    before = distance(distill(spec, teachers=[transformer_teacher_dir], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "a"))
+    before = distance(distill(spec, teachers=[transformer_teacher_dir], transfer_dirs=[transformer_transfer_dir], out_dir=tmp_path / "a"))
     losses = [{"name": "tinybert_hidden"}, {"name": "pkd", "strategy": "last", "pooling": "mean"}]
     spec = StudentSpec("transformer", settings, losses, {"epochs": 2, "batch_size": 16, "learning_rate": 1e-3})
-    student = distill(spec, teachers=[transformer_teacher_dir], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "b")
+    student = distill(spec, teachers=[transformer_teacher_dir], transfer_dirs=[transformer_transfer_dir], out_dir=tmp_path / "b")
     assert distance(student) < 0.7 * before
     # The teacher only served as a reference: its weights are untouched on disk.
     again = load_model(transformer_teacher_dir)
@@ -216,9 +236,9 @@ def test_the_attention_loss_pulls_the_students_attention_maps_toward_the_teacher
         layer.attention.self.key.weight.data *= 20
     sharp = teacher.save(tmp_path / "sharp", training_data={"sha256": "d"})
     settings = {"encoder": str(random_bert(teacher, tmp_path / "random", width=32, seed=3)), "dropout": 0.0}
-    untrained = distill(StudentSpec("transformer", settings, [{"name": "kd"}], {"epochs": 0}), teachers=[sharp], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "a")
+    untrained = distill(StudentSpec("transformer", settings, [{"name": "kd"}], {"epochs": 0}), teachers=[sharp], transfer_dirs=[transformer_transfer_dir], out_dir=tmp_path / "a")
     spec = StudentSpec("transformer", settings, [{"name": "tinybert_attention"}], {"epochs": 4, "batch_size": 16, "learning_rate": 5e-3})
-    student = distill(spec, teachers=[sharp], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "b")
+    student = distill(spec, teachers=[sharp], transfer_dirs=[transformer_transfer_dir], out_dir=tmp_path / "b")
     assert distance(student) < 0.8 * distance(untrained)
 
 
@@ -240,7 +260,7 @@ def test_a_narrower_student_learns_a_projection_to_the_teachers_width(transforme
 
     trainer_module.DistillationTrainer.network_built = spy
     try:
-        distill(spec, teachers=[transformer_teacher_dir], transfer_dir=transformer_transfer_dir, out_dir=tmp_path / "s")
+        distill(spec, teachers=[transformer_teacher_dir], transfer_dirs=[transformer_transfer_dir], out_dir=tmp_path / "s")
     finally:
         trainer_module.DistillationTrainer.network_built = original
     projection = seen["trainer"].losses.losses["tinybert_hidden"].width.projection
@@ -276,7 +296,7 @@ def test_a_bilstm_regresses_logits_single_label_and_matches_sigmoids_multi_label
     settings = {"embeddings": "hash", "dim": 16, "hidden": 8, "mlp": 8, "hash_buckets": 1024}
     for teacher, transfer, losses in ((teacher_dir, transfer_dir, ["logit_mse", "ce"]), (multi_teacher, tmp_path / "multi-transfer", ["kd", "ce"])):
         out = tmp_path / f"student-{losses[0]}"
-        distill(StudentSpec("bilstm", settings, None, {"epochs": 1}), teachers=[teacher], transfer_dir=transfer, out_dir=out)
+        distill(StudentSpec("bilstm", settings, None, {"epochs": 1}), teachers=[teacher], transfer_dirs=[transfer], out_dir=out)
         assert [term["name"] for term in Manifest.read(out / "manifest.json").config["distillation"]["losses"]] == losses
 
 

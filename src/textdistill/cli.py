@@ -344,12 +344,66 @@ def label(
 
 
 @app.command()
+def augment(
+    texts: Annotated[Path, typer.Option(help="Messages (CSV, JSONL or Parquet) to make new texts from; label columns are ignored.")],
+    out: Annotated[Path, typer.Option(help="CSV to write: id, text, origin (the method that made it), source_id.")],
+    methods: Annotated[str, typer.Option(help="Augmentation methods, comma-separated: mask, pos, ngram (Tang et al. 2019).")] = "mask,pos,ngram",
+    factor: Annotated[int, typer.Option(help="New texts made per message.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the augmentation: use another than the transfer set's for new copies.")] = 0,
+    exclude: Annotated[
+        list[Path] | None, typer.Option(help="Transfer set whose texts are left out; repeatable (to add new copies to it).")
+    ] = None,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    clean_email: CleanEmail = False,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+) -> None:
+    """Write augmented copies of messages to a CSV, leaving out texts already seen.
+
+    Label the file with `textdistill label` and pass both transfer sets to `distill` to grow a
+    transfer set without scoring its messages again.
+
+    Example: `textdistill augment --texts pool.csv --factor 4 --seed 1 --exclude transfer/ --out more.csv`,
+    then `textdistill label --teacher models/teacher --texts more.csv --text-column text --id-column id --out transfer-more/`
+    and `textdistill distill ... --transfer transfer/ --transfer transfer-more/`
+    """
+    import csv
+
+    from textdistill.transfer import AugmentConfig, TransferSet
+    from textdistill.transfer.augment import augment_messages
+
+    spec = DataSpec(text_columns=tuple(text_column or ("text",)), id_column=id_column, clean_email=clean_email, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = load_messages(texts, spec, annotated=False)
+    _report_skipped(messages)
+    seen = set(messages.texts)
+    for path in exclude or []:
+        seen.update(TransferSet.load(path).texts)
+    config = AugmentConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), factor=factor, seed=seed)
+    made = augment_messages(messages.texts, messages.ids, config, seen)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "text", "origin", "source_id"])
+        writer.writerows(zip(made.ids, made.texts, made.origins, made.source_ids))
+    counts = made.counts
+    typer.echo(
+        f"Wrote {len(made):,} new texts to {out} ({counts['augmented']:,} made from {len(messages):,} messages, "
+        f"{counts['duplicates_removed']:,} already seen, {counts['augment_unchanged']:,} unchanged)"
+    )
+
+
+@app.command()
 def distill(
     teacher: Annotated[list[Path], typer.Option(help="A saved teacher; repeat for an ensemble (soft targets averaged).")],
     student: Annotated[str, typer.Option(help="Student kind: static, bilstm or transformer.")],
     out: Annotated[Path, typer.Option(help="Directory to save the student in.")],
     transfer: Annotated[
-        Path | None, typer.Option(help="Transfer set written by `textdistill label` (omit it to train the student on --train labels alone, as a control).")
+        list[Path] | None,
+        typer.Option(
+            help="Transfer set written by `textdistill label`; repeat to join several (a text in two is kept once). "
+            "Omit it to train the student on --train labels alone, as a control."
+        ),
     ] = None,
     train: Annotated[Path | None, typer.Option(help="Annotated messages: their labels join the soft targets.")] = None,
     validation: Annotated[Path | None, typer.Option(help="Validation file (default: split off train).")] = None,
@@ -408,7 +462,7 @@ def distill(
     model = distill_student(
         student_spec,
         teachers=teacher,
-        transfer_dir=transfer,
+        transfer_dirs=transfer or [],
         out_dir=out,
         train=messages,
         validation=held_out,

@@ -270,7 +270,7 @@ class Pipeline:
             model = distill(
                 student,
                 teachers=[models / "teacher"],
-                transfer_dir=self.state.run_dir / "transfer",
+                transfer_dirs=[self.state.run_dir / "transfer"],
                 out_dir=models / name,
                 train=self.state.train,
                 validation=self.state.validation,

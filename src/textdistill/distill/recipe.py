@@ -85,34 +85,57 @@ class DistillationData:
 
 def distillation_data(
     teachers: Sequence[str | Path],
-    transfer_dir: str | Path,
+    transfer_dirs: Sequence[str | Path],
     train: MessageSet | None,
     validation: MessageSet | None,
     teacher_weights: Sequence[float] | None = None,
 ) -> DistillationData:
     """Transfer messages with their soft targets, annotated messages with labels attached (scored
-    by the teachers when the transfer set lacks them), validation texts removed."""
-    transfer = TransferSet.load(transfer_dir)
-    logits = ensemble_logits(teachers, transfer, transfer_dir, teacher_weights)
+    by the teachers when no transfer set has them), validation texts removed.
+
+    Several transfer sets (say, more augmented copies labelled later) are joined in order; a text
+    found in more than one is kept once, from the first."""
+    if not transfer_dirs:
+        raise TextdistillError("give at least one transfer set (--transfer DIR)")
+    sets = [TransferSet.load(path) for path in transfer_dirs]
+    first = sets[0]
     held_out = set(validation.texts) if validation is not None else set()
     labelled = {}
     if train is not None:
         for text, labels in zip(train.texts, train.labels):
             labelled.setdefault(text, labels)
-    texts, label_sets, rows = [], [], []
-    for i, text in enumerate(transfer.texts):
-        if text not in held_out:
-            texts.append(text)
-            label_sets.append(labelled.get(text))
-            rows.append(i)
-    parts = [logits[rows]]
-    in_transfer = set(texts)
-    missing = [text for text in labelled if text not in held_out and text not in in_transfer]
+    texts: list[str] = []
+    label_sets: list[tuple[str, ...] | None] = []
+    parts = []
+    seen = set(held_out)
+    for transfer_dir, transfer in zip(transfer_dirs, sets):
+        columns = _label_columns(first, transfer, transfer_dir)
+        rows = []
+        for i, text in enumerate(transfer.texts):
+            if text not in seen:
+                seen.add(text)
+                texts.append(text)
+                label_sets.append(labelled.get(text))
+                rows.append(i)
+        parts.append(ensemble_logits(teachers, transfer, transfer_dir, teacher_weights)[rows][:, columns])
+    missing = [text for text in labelled if text not in seen]
     if missing:
-        parts.append(combine([score_texts(t, missing, transfer.labels, transfer_dir) for t in teachers], teacher_weights, transfer.multi_label))
+        scored = [score_texts(t, missing, first.labels, transfer_dirs[0]) for t in teachers]
+        parts.append(combine(scored, teacher_weights, first.multi_label))
         texts += missing
         label_sets += [labelled[text] for text in missing]
     return DistillationData(texts, label_sets, np.concatenate(parts))
+
+
+def _label_columns(first: TransferSet, other: TransferSet, other_dir: str | Path) -> np.ndarray:
+    """Columns of ``other``'s logits in ``first``'s label order; the label sets and kinds must match."""
+    if set(other.labels) != set(first.labels) or other.multi_label != first.multi_label:
+        raise TextdistillError(
+            f"transfer set {other_dir} has other labels than the first transfer set "
+            f"({len(other.labels)} {'multi' if other.multi_label else 'single'}-label, against {len(first.labels)} "
+            f"{'multi' if first.multi_label else 'single'}-label); join only transfer sets labelled for the same task."
+        )
+    return np.array([other.labels.index(label) for label in first.labels])
 
 
 def make_student(spec: StudentSpec, teacher_dir: str | Path, work_dir: str | Path) -> TextClassifier:
@@ -148,7 +171,7 @@ def distill(
     spec: StudentSpec,
     *,
     teachers: Sequence[str | Path],
-    transfer_dir: str | Path | None,
+    transfer_dirs: Sequence[str | Path],
     out_dir: str | Path,
     train: MessageSet | None = None,
     validation: MessageSet | None = None,
@@ -156,8 +179,8 @@ def distill(
     threshold_mode: str = "global",
     spec_data: Mapping[str, Any] | None = None,
 ) -> TextClassifier:
-    """Distil one student from the teachers' soft targets and save it to ``out_dir``. Without
-    ``transfer_dir``, train the same student on ``train``'s labels alone (the control that shows
+    """Distil one student from the teachers' soft targets on one or more transfer sets and save
+    it to ``out_dir``. With no ``transfer_dirs``, train the same student on ``train``'s labels alone (the control that shows
     what distillation adds); the teacher then only initialises it.
 
     ``spec_data`` are the data settings recorded with the student (how to read its messages);
@@ -171,9 +194,9 @@ def distill(
     student = make_student(spec, teachers[0], out_dir)
     teacher_manifest = Manifest.read(Path(teachers[0]) / MANIFEST_FILE)
     data_settings = dict(spec_data) if spec_data is not None else teacher_manifest.config.get("data", {})
-    if transfer_dir is None:
+    if not transfer_dirs:
         return _labels_only(student, train, validation, out_dir, spec, teachers[0], data_settings, threshold_mode, started)
-    data = distillation_data(teachers, transfer_dir, train, validation, teacher_weights)
+    data = distillation_data(teachers, transfer_dirs, train, validation, teacher_weights)
     student.label_space = teacher_manifest.label_space
     losses = spec.losses if spec.losses is not None else default_losses(spec.kind, student.label_space.multi_label)
     needs_teacher = any(term["name"] in STATE_LOSSES for term in losses)
@@ -190,13 +213,13 @@ def distill(
         "kind": spec.kind,
         "teachers": [str(Path(t).resolve()) for t in teachers],
         "teacher_weights": list(teacher_weights) if teacher_weights else None,
-        "transfer": str(Path(transfer_dir).resolve()),
+        "transfer": [str(Path(path).resolve()) for path in transfer_dirs],
         "losses": losses,
         "n_messages": len(data.texts),
         "n_annotated": data.n_annotated,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    fingerprint = data_fingerprint(data.texts, [s or () for s in data.label_sets], str(transfer_dir))
+    fingerprint = data_fingerprint(data.texts, [s or () for s in data.label_sets], ",".join(map(str, transfer_dirs)))
     student.save(out_dir, config={"data": data_settings, "distillation": distillation}, training_data=fingerprint)
     shutil.rmtree(out_dir / "checkpoint", ignore_errors=True)
     return student

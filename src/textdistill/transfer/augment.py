@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -108,6 +108,43 @@ def augment(texts: Sequence[str], config: AugmentConfig) -> list[tuple[str, str,
             new_text = "".join(t + s for t, s in zip(new[start:end], spaces[start:end])).strip()
             if origin is not None and new_text != text:
                 result.append((new_text, origin, index))
+    return result
+
+
+@dataclass
+class AugmentedMessages:
+    """New texts made from messages, each with an id ``<source id>#aug<n>``, the method that made
+    it and its source message's id; ``counts`` says how many were made, unchanged or repeats."""
+
+    ids: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    origins: list[str] = field(default_factory=list)
+    source_ids: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def augment_messages(texts: Sequence[str], ids: Sequence[str], config: AugmentConfig, seen: set[str]) -> AugmentedMessages:
+    """``config.factor`` new texts per message, leaving out any text in ``seen`` or made before
+    (``seen`` is updated). Refuses ids that clash with ``ids`` (an id holding ``#aug``)."""
+    made = augment(texts, config)
+    result = AugmentedMessages(counts={"augmented": len(made), "augment_unchanged": config.factor * len(texts) - len(made), "duplicates_removed": 0})
+    per_source: dict[int, int] = {}
+    for text, origin, source in made:
+        if text in seen:
+            result.counts["duplicates_removed"] += 1
+            continue
+        seen.add(text)
+        number = per_source[source] = per_source.get(source, -1) + 1
+        result.ids.append(f"{ids[source]}#aug{number}")
+        result.texts.append(text)
+        result.origins.append(origin)
+        result.source_ids.append(ids[source])
+    clashes = set(result.ids) & set(ids)
+    if clashes:
+        raise TextdistillError(f"augmented message ids clash with original ids ({sorted(clashes)[:3]}); rename ids that contain '#aug'.")
     return result
 
 

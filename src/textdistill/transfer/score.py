@@ -32,7 +32,7 @@ from textdistill.errors import TextdistillError
 from textdistill.models.base import MANIFEST_FILE
 from textdistill.models.manifest import Manifest, package_versions
 from textdistill.transfer import store
-from textdistill.transfer.augment import AugmentConfig, augment as augment_texts
+from textdistill.transfer.augment import AugmentConfig, augment_messages
 from textdistill.transfer.store import TransferSet
 
 ORIGINAL = "original"
@@ -128,26 +128,10 @@ def _work_list(messages: MessageSet, config: AugmentConfig | None) -> tuple[dict
     items = {"id": list(messages.ids), "text": list(messages.texts), "origin": [ORIGINAL] * len(messages), "source_id": list(messages.ids)}
     counts: dict[str, Any] = {"originals": len(messages), "augmented": 0, "augment_unchanged": 0, "duplicates_removed": 0}
     if config is not None:
-        augmented = augment_texts(messages.texts, config)
-        seen = set(messages.texts)
-        per_source: dict[int, int] = {}
-        for text, origin, source in augmented:
-            if text in seen:
-                counts["duplicates_removed"] += 1
-                continue
-            seen.add(text)
-            number = per_source[source] = per_source.get(source, -1) + 1
-            items["id"].append(f"{messages.ids[source]}#aug{number}")
-            items["text"].append(text)
-            items["origin"].append(origin)
-            items["source_id"].append(messages.ids[source])
-        counts["augmented"] = len(augmented)
-        counts["augment_unchanged"] = config.factor * len(messages) - len(augmented)
-        clashes = set(items["id"][len(messages) :]) & set(messages.ids)
-        if clashes:
-            raise TextdistillError(
-                f"augmented message ids clash with original ids ({sorted(clashes)[:3]}); rename ids that contain '#aug'."
-            )
+        augmented = augment_messages(messages.texts, messages.ids, config, set(messages.texts))
+        for column, values in zip(("id", "text", "origin", "source_id"), (augmented.ids, augmented.texts, augmented.origins, augmented.source_ids)):
+            items[column] += values
+        counts.update(augmented.counts)
     counts["scored"] = len(items["id"])
     return items, counts
 
