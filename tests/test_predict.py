@@ -173,6 +173,11 @@ def test_a_rerun_with_another_model_changed_files_or_options_is_refused(single_d
     with pytest.raises(TextdistillError, match=rf"different source \(source\.files\[1\]: was {{\"path\": \"{inputs[1]}\""):
         predict_files(single_dir, inputs, out, shard_size=64)
     assert Predictions.load(out).ids == first.ids  # the refused calls changed nothing
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "format_version": manifest["format_version"] - 1}))
+    for call in (lambda: Predictions.load(out), lambda: predict_files(single_dir, inputs, out, shard_size=64)):
+        with pytest.raises(TextdistillError, match=r"written by an older textdistill \(format 1; this one reads format 2\)"):
+            call()
 
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")

@@ -79,8 +79,14 @@ def read_manifest(out_dir: Path, format_version: int) -> dict[str, Any] | None:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise TextdistillError(f"{path} is not valid JSON ({exc}); delete {out_dir} and run the command again.") from None
-    if manifest.get("format_version", 0) > format_version:
+    written = manifest.get("format_version", 0)
+    if written > format_version:
         raise TextdistillError(f"{path} was written by a newer textdistill; upgrade textdistill.")
+    if written < format_version:
+        raise TextdistillError(
+            f"{path} was written by an older textdistill (format {written}; this one reads format {format_version}). "
+            f"What to do: run the command again into a new directory, or delete {out_dir}."
+        )
     return manifest
 
 
