@@ -5,8 +5,9 @@
 Steps (each skipped when its output exists, so an interrupted run resumes):
 1. the teacher (``teacher-full``, see RESULTS.md) labels BANKING77 train minus the validation
    split, plus two augmented copies of each message (mask, POS, n-gram); with
-   ``--more-copies N``, N more copies per message (seed 1, ``textdistill augment``) are labelled
-   into a second transfer set, and students, evaluations and report get the suffix ``-moreN``;
+   ``--more-copies N``, N more copies per message (``textdistill augment``, seed 1, none repeating
+   an earlier text) are labelled into a further transfer set (``--more-sets K``: K such sets,
+   seeds 1..K), and students, evaluations and report get the suffix ``-moreN`` (``-moreNxK``);
 2. every student is distilled from those soft targets and the train labels;
 3. early exit is added to the MiniLM-L6 student (branches self-distilled on the transfer texts);
 4. baseline, teacher and students are evaluated on the test set in one run with the same
@@ -33,7 +34,8 @@ def main() -> None:
     parser.add_argument("--teacher", default="teacher-full")
     parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
     parser.add_argument("--early-exit", nargs="*", default=["minilm-l6"], help="transformer students to add early exit to")
-    parser.add_argument("--more-copies", type=int, default=0, help="augmented copies per message in a second transfer set")
+    parser.add_argument("--more-copies", type=int, default=0, help="augmented copies per message in each further transfer set")
+    parser.add_argument("--more-sets", type=int, default=1, help="further transfer sets of --more-copies each (seeds 1, 2, ...)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -47,14 +49,17 @@ def main() -> None:
              "--augment-factor", "2", "--out", str(transfer), "--quiet"])
     transfers, suffix = [transfer], ""
     if args.more_copies:
-        suffix = f"-more{args.more_copies}"
-        more = runs / f"transfer{suffix}"
-        if not finished(more):
-            texts = runs / f"augmented{suffix}.csv"
-            run([*CLI, "augment", "--texts", str(transfer_texts(train, runs)), "--factor", str(args.more_copies), "--seed", "1",
-                 "--exclude", str(transfer), "--out", str(texts)])
-            run([*CLI, "label", "--teacher", str(teacher), "--texts", str(texts), "--id-column", "id", "--out", str(more), "--quiet"])
-        transfers.append(more)
+        suffix = f"-more{args.more_copies}" + (f"x{args.more_sets}" if args.more_sets > 1 else "")
+        for seed in range(1, args.more_sets + 1):
+            name = f"more{args.more_copies}" + (f"-seed{seed}" if seed > 1 else "")
+            more = runs / f"transfer-{name}"
+            if not finished(more):
+                texts = runs / f"augmented-{name}.csv"
+                excluded = [option for path in transfers for option in ("--exclude", str(path))]
+                run([*CLI, "augment", "--texts", str(transfer_texts(train, runs)), "--factor", str(args.more_copies), "--seed", str(seed),
+                     *excluded, "--out", str(texts)])
+                run([*CLI, "label", "--teacher", str(teacher), "--texts", str(texts), "--id-column", "id", "--out", str(more), "--quiet"])
+            transfers.append(more)
     models = {"baseline": runs / "baseline", "teacher": teacher, **distill_students(teacher, transfers, train, runs, args.students, suffix)}
     for name in args.early_exit:
         out = runs / f"student-{name}{suffix}-exit"
