@@ -307,7 +307,7 @@ def test_unknown_student_kind_lists_the_kinds():
 
 def test_transfer_dir_must_exist(teacher_dir, tmp_path):
     with pytest.raises(TextdistillError, match="label"):
-        distillation_data([teacher_dir], Path(tmp_path / "nothing"), None, None)
+        distillation_data([teacher_dir], [tmp_path / "nothing"], None, None)
 
 
 def test_command_line_loss_terms_and_settings_parse_to_typed_values():
