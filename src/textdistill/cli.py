@@ -90,6 +90,11 @@ def _root(
     and prove it with a side-by-side report."""
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """``"mask, pos"`` -> ``("mask", "pos")``."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def _report_skipped(messages) -> None:
     if messages.skipped:
         console.print(f"[yellow]{messages.source}: {len(messages.skipped)} bad rows skipped[/]")
@@ -330,8 +335,7 @@ def label(
     _report_skipped(messages)
     config = None
     if augment:
-        methods = tuple(m.strip() for m in augment.split(",") if m.strip())
-        config = AugmentConfig(methods=methods, factor=augment_factor, seed=seed)
+        config = AugmentConfig(methods=_names(augment), factor=augment_factor, seed=seed)
     transfer = label_messages(
         teacher, messages, out, augment=config, shard_size=shard_size, min_confidence=min_confidence, max_entropy=max_entropy, top_k=top_k,
         engine=scorer,
@@ -379,7 +383,7 @@ def augment(
     seen = set(messages.texts)
     for path in exclude or []:
         seen.update(TransferSet.load(path).texts)
-    config = AugmentConfig(methods=tuple(m.strip() for m in methods.split(",") if m.strip()), factor=factor, seed=seed)
+    config = AugmentConfig(methods=_names(methods), factor=factor, seed=seed)
     made = augment_messages(messages.texts, messages.ids, config, seen)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="", encoding="utf-8") as handle:

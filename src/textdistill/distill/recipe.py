@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from textdistill.data.messages import MessageSet
-from textdistill.distill.teachers import combine, ensemble_logits, score_texts
+from textdistill.distill.teachers import combine, ensemble_logits, label_columns, score_texts
 from textdistill.errors import TextdistillError
 from textdistill.models.base import MANIFEST_FILE, TextClassifier
 from textdistill.models.manifest import Manifest, data_fingerprint
@@ -129,13 +129,10 @@ def distillation_data(
 
 def _label_columns(first: TransferSet, other: TransferSet, other_dir: str | Path) -> np.ndarray:
     """Columns of ``other``'s logits in ``first``'s label order; the label sets and kinds must match."""
-    if set(other.labels) != set(first.labels) or other.multi_label != first.multi_label:
-        raise TextdistillError(
-            f"transfer set {other_dir} has other labels than the first transfer set "
-            f"({len(other.labels)} {'multi' if other.multi_label else 'single'}-label, against {len(first.labels)} "
-            f"{'multi' if first.multi_label else 'single'}-label); join only transfer sets labelled for the same task."
-        )
-    return np.array([other.labels.index(label) for label in first.labels])
+    hint = "Join only transfer sets labelled for the same task."
+    if other.multi_label != first.multi_label:
+        raise TextdistillError(f"transfer set {other_dir} is {'multi' if other.multi_label else 'single'}-label, unlike the first transfer set. {hint}")
+    return label_columns(other.labels, first.labels, f"transfer set {other_dir}", "the first transfer set", hint)
 
 
 def make_student(spec: StudentSpec, teacher_dir: str | Path, work_dir: str | Path) -> TextClassifier:
@@ -180,8 +177,8 @@ def distill(
     spec_data: Mapping[str, Any] | None = None,
 ) -> TextClassifier:
     """Distil one student from the teachers' soft targets on one or more transfer sets and save
-    it to ``out_dir``. With no ``transfer_dirs``, train the same student on ``train``'s labels alone (the control that shows
-    what distillation adds); the teacher then only initialises it.
+    it to ``out_dir``. With no ``transfer_dirs``, train the same student on ``train``'s labels
+    alone (the control that shows what distillation adds); the teacher then only initialises it.
 
     ``spec_data`` are the data settings recorded with the student (how to read its messages);
     by default the first teacher's."""

@@ -57,16 +57,18 @@ def score_texts(teacher_dir: str | Path, texts: Sequence[str], labels: Sequence[
     return logits
 
 
-def label_order(teacher: TextClassifier, labels: Sequence[str], teacher_dir: str | Path) -> np.ndarray:
-    """Column indices that put the teacher's outputs in ``labels`` order; the sets must be equal."""
-    own = list(teacher.label_space.labels)
+def label_columns(own: Sequence[str], labels: Sequence[str], what: str, than: str, hint: str) -> np.ndarray:
+    """Column indices that put outputs in ``own`` order into ``labels`` order; the sets must be
+    equal, else an error: ``what`` has other labels than ``than``, and ``hint``."""
     if set(own) != set(labels):
         missing, extra = sorted(set(labels) - set(own)), sorted(set(own) - set(labels))
-        raise TextdistillError(
-            f"teacher {teacher_dir} has other labels than the transfer set (missing {missing[:5]}, extra {extra[:5]}). "
-            "Every teacher must be trained on the same label set."
-        )
-    return np.array([own.index(label) for label in labels])
+        raise TextdistillError(f"{what} has other labels than {than} (missing {missing[:5]}, extra {extra[:5]}). {hint}")
+    return np.array([list(own).index(label) for label in labels])
+
+
+def label_order(teacher: TextClassifier, labels: Sequence[str], teacher_dir: str | Path) -> np.ndarray:
+    """Column indices that put the teacher's outputs in ``labels`` order; the sets must be equal."""
+    return label_columns(teacher.label_space.labels, labels, f"teacher {teacher_dir}", "the transfer set", "Every teacher must be trained on the same label set.")
 
 
 def combine(logits: Sequence[np.ndarray], weights: Sequence[float] | None, multi_label: bool) -> np.ndarray:
