@@ -69,7 +69,12 @@ def test_label_distill_evaluate_with_a_baseline_teacher(sample_data, tmp_path):
     assert {row["origin"] for row in rows} <= {"mask", "ngram"} and all(row["id"].startswith(row["source_id"] + "#aug") for row in rows)
     more = cli("label", "--teacher", teacher, "--texts", tmp_path / "more.csv", "--text-column", "text", "--id-column", "id", "--out", tmp_path / "more", "--quiet")
     assert more.returncode == 0, more.stderr
-    assert TransferSet.load(tmp_path / "more").texts == texts
+    more_set = TransferSet.load(tmp_path / "more")
+    assert more_set.texts == texts
+    # The provenance augment wrote is kept: these are augmented copies, not originals.
+    assert more_set.origins == [row["origin"] for row in rows] and more_set.source_ids == [row["source_id"] for row in rows]
+    assert more_set.manifest["counts"]["originals"] == 0 and more_set.manifest["counts"]["augmented"] == len(rows)
+    assert f"(0 original, {len(rows):,} augmented" in more.stdout
     student = tmp_path / "static"
     distilled = cli(
         "distill", "--teacher", teacher, "--transfer", tmp_path / "transfer", "--transfer", tmp_path / "more", "--train", sample_data.train, "--student", "static",

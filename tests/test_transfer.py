@@ -17,7 +17,7 @@ import pytest
 from scipy.special import entr, expit, softmax
 
 from textdistill import engines
-from textdistill.data.messages import DataSpec, MessageSet, load_messages
+from textdistill.data.messages import DataSpec, MessageSet, load_messages, read_columns
 from textdistill.errors import TextdistillError
 from textdistill.models import TfidfBaseline, load_model
 from textdistill.transfer import AugmentConfig, TransferSet, label_messages
@@ -224,6 +224,20 @@ def test_augmented_texts_are_deduplicated_against_each_other_and_the_originals(t
     assert result.texts[-1] == "[MASK]" and result.origins[-1] == "mask" and result.source_ids[-1] == "m3"
     np.testing.assert_allclose(result.logits, load_model(teacher_dir).decision_function(result.texts), atol=1e-6)
     assert result.manifest["options"]["augment"]["methods"] == ["mask"]
+
+
+def test_provenance_read_from_the_file_is_stored_and_counted(teacher_dir, tmp_path):
+    path = tmp_path / "more.csv"
+    path.write_text("id,text,origin,source_id\na,refund my order,original,a\nb,,mask,a\nc,refund [MASK] order,mask,a\n", encoding="utf-8")
+    messages = load_messages(path, DataSpec(id_column="id", skip_bad_rows=True), annotated=False)  # row 2 has no text: skipped
+    provenance = read_columns(path, ("origin", "source_id"), messages.rows)
+    assert provenance == {"origin": ["original", "mask"], "source_id": ["a", "a"]}
+    assert read_columns(path, ("origin", "parent"), messages.rows) is None
+    result = label_messages(teacher_dir, messages, tmp_path / "t", provenance=provenance)
+    assert result.origins == ["original", "mask"] and result.source_ids == ["a", "a"]
+    assert result.manifest["counts"]["originals"] == 1 and result.manifest["counts"]["augmented"] == 1
+    with pytest.raises(TextdistillError, match="provenance of 1 messages given for 2"):
+        label_messages(teacher_dir, messages, tmp_path / "u", provenance={"origin": ["mask"], "source_id": ["a"]})
 
 
 def test_pos_replacement_uses_words_with_the_same_tag():

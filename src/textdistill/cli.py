@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from textdistill.data.messages import DataSpec, load_messages, require_two_classes
+from textdistill.data.messages import DataSpec, load_messages, read_columns, require_two_classes
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
 from textdistill.progress import set_quiet
@@ -292,7 +292,13 @@ def teach(
 @app.command()
 def label(
     teacher: Annotated[Path, typer.Option(help="A saved teacher (or any saved model) directory.")],
-    texts: Annotated[Path, typer.Option(help="Unannotated messages (CSV, JSONL or Parquet); label columns are ignored.")],
+    texts: Annotated[
+        Path,
+        typer.Option(
+            help="Unannotated messages (CSV, JSONL or Parquet); label columns are ignored. Columns origin and source_id "
+            "(as textdistill augment writes them) are kept as each message's provenance."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Transfer-set directory (manifest.json + Parquet shards).")],
     augment: Annotated[str | None, typer.Option(help="Augmentation methods, comma-separated: mask, pos, ngram (Tang et al. 2019).")] = None,
     augment_factor: Annotated[int, typer.Option(help="Augmented texts made per message.")] = 1,
@@ -333,12 +339,13 @@ def label(
     spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
     messages = load_messages(texts, spec, annotated=False)
     _report_skipped(messages)
+    provenance = read_columns(texts, ("origin", "source_id"), messages.rows, encoding)
     config = None
     if augment:
         config = AugmentConfig(methods=_names(augment), factor=augment_factor, seed=seed)
     transfer = label_messages(
         teacher, messages, out, augment=config, shard_size=shard_size, min_confidence=min_confidence, max_entropy=max_entropy, top_k=top_k,
-        engine=scorer,
+        engine=scorer, provenance=provenance,
     )
     counts = transfer.manifest["counts"]
     typer.echo(

@@ -169,6 +169,18 @@ def load_messages(path: str | Path, spec: DataSpec | None = None, *, annotated: 
     return result
 
 
+def read_columns(path: str | Path, names: Sequence[str], rows: Sequence[int], encoding: str = "utf-8") -> dict[str, list[str]] | None:
+    """The text in columns ``names`` at the 1-based data ``rows`` (a MessageSet's ``rows``), or
+    None when the file lacks any of those columns."""
+    path = Path(path)
+    columns, records = _open_table(path, encoding)
+    if not set(names) <= set(columns):
+        return None
+    wanted = set(rows)
+    found = {row: record for row, record in records if row in wanted}
+    return {name: [_cell_text(path, row, found[row], name) for row in rows] for name in names}
+
+
 def require_two_classes(messages: MessageSet) -> None:
     """A single-label classifier needs at least two distinct labels to learn from."""
     if messages.multi_label:

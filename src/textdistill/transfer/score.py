@@ -19,6 +19,7 @@ import hashlib
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,7 @@ def label_messages(
     max_entropy: float | None = None,
     top_k: int | None = None,
     engine: Engine | None = None,
+    provenance: Mapping[str, Sequence[str]] | None = None,
 ) -> TransferSet:
     """Score ``messages`` (and their augmentations) with the teacher into ``out_dir``.
 
@@ -60,7 +62,9 @@ def label_messages(
     (entropy / log L; multi-label: mean binary entropy in bits) is at most that. Dropped
     messages are counted per reason in the manifest. ``top_k`` stores only the k largest
     logits of each message. Rerunning the same call resumes an interrupted run. ``engine``:
-    where the teacher scores (default: :class:`LocalEngine`, in this process).
+    where the teacher scores (default: :class:`LocalEngine`, in this process). ``provenance``:
+    each message's ``origin`` and ``source_id`` when they were made earlier (a file written by
+    ``textdistill augment``); without it every message is an original of its own.
     """
     if len(messages) == 0:
         raise TextdistillError(f"{messages.source} holds no messages to label.")
@@ -68,7 +72,7 @@ def label_messages(
         raise TextdistillError(f"shard_size, batch_size and top_k must be at least 1 (got {shard_size}, {batch_size}, {top_k}).")
     out_dir = Path(out_dir)
     teacher = Manifest.read(Path(teacher_dir) / MANIFEST_FILE)
-    items, counts = _work_list(messages, augment)
+    items, counts = _work_list(messages, augment, provenance)
     bounds = shards.shard_bounds(len(items["id"]), shard_size)
     manifest = {
         "format_version": store.FORMAT_VERSION,
@@ -123,15 +127,22 @@ def messages_sha256(messages: MessageSet) -> str:
     return digest.hexdigest()
 
 
-def _work_list(messages: MessageSet, config: AugmentConfig | None) -> tuple[dict[str, list[str]], dict[str, Any]]:
-    """Originals then deduplicated augmentations, as columns; and the counts of how they were made."""
-    items = {"id": list(messages.ids), "text": list(messages.texts), "origin": [ORIGINAL] * len(messages), "source_id": list(messages.ids)}
-    counts: dict[str, Any] = {"originals": len(messages), "augmented": 0, "augment_unchanged": 0, "duplicates_removed": 0}
+def _work_list(
+    messages: MessageSet, config: AugmentConfig | None, provenance: Mapping[str, Sequence[str]] | None
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The given messages then deduplicated augmentations, as columns; and the counts of how they
+    were made."""
+    provenance = provenance or {"origin": [ORIGINAL] * len(messages), "source_id": messages.ids}
+    if any(len(provenance[column]) != len(messages) for column in ("origin", "source_id")):
+        raise TextdistillError(f"provenance of {len(provenance['origin'])} messages given for {len(messages)}")
+    items = {"id": list(messages.ids), "text": list(messages.texts), "origin": list(provenance["origin"]), "source_id": list(provenance["source_id"])}
+    originals = items["origin"].count(ORIGINAL)
+    counts: dict[str, Any] = {"originals": originals, "augmented": len(messages) - originals, "augment_unchanged": 0, "duplicates_removed": 0}
     if config is not None:
         augmented = augment_messages(messages.texts, messages.ids, config, set(messages.texts))
         for column, values in zip(("id", "text", "origin", "source_id"), (augmented.ids, augmented.texts, augmented.origins, augmented.source_ids)):
             items[column] += values
-        counts.update(augmented.counts)
+        counts.update({**augmented.counts, "augmented": counts["augmented"] + augmented.counts["augmented"]})
     counts["scored"] = len(items["id"])
     return items, counts
 
