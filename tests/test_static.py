@@ -317,6 +317,18 @@ def test_min_steps_adds_epochs_on_a_small_set_only(data):
     assert planned_epochs(TrainingArguments(epochs=1, batch_size=16, min_steps=0), len(texts)) == 1
 
 
+def test_epochs_in_the_warm_up_do_not_count_against_patience(data, monkeypatch):
+    from textdistill.training import finetune
+
+    monkeypatch.setattr(finetune, "validation_score", lambda model, validation: 0.5)  # never better after epoch 1
+    steps_per_epoch = -(-len(data["train"][0]) // 16)
+    # 10 epochs planned, the first 3 warming up: epochs 2 and 3 are not stale, 4 and 5 are.
+    model = train(data, epochs=1, training={"batch_size": 16, "min_steps": 10 * steps_per_epoch, "warmup_ratio": 0.3, "early_stopping_patience": 2})
+    assert [r["epoch"] for r in model.history] == [1, 2, 3, 4, 5]
+    no_warmup = train(data, epochs=1, training={"batch_size": 16, "min_steps": 10 * steps_per_epoch, "warmup_ratio": 0.0, "early_stopping_patience": 2})
+    assert [r["epoch"] for r in no_warmup.history] == [1, 2, 3]
+
+
 def test_default_training_suits_a_bag_of_vectors():
     args = StaticStudent.default_training()
     assert not args.linear_probe and args.epochs >= 10 and args.learning_rate >= 1e-3

@@ -122,7 +122,8 @@ class FineTuner:
         epochs = planned_epochs(args, len(texts))
         optimizer = self._optimizer(network, self.extra_parameters())
         total = steps_per_epoch * epochs
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(total * args.warmup_ratio), total)
+        warmup = int(total * args.warmup_ratio)
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total)
         # A warm-started model (pretrained encoder, probed head) is the score to beat: fine-tuning
         # that only hurts is undone. A random head is no candidate: its score is luck (a
         # multi-label student predicting every label scores above one that has learnt the label
@@ -166,7 +167,10 @@ class FineTuner:
                 record["validation_score"] = score = validation_score(model, validation)
                 if score > best_score:
                     best_score, best_state, stale = score, trainable_state(network), 0
-                else:
+                elif step > warmup:
+                    # An epoch still in the warm-up does not count against patience: when
+                    # min_steps stretches a small set to many epochs, the warm-up spans several
+                    # and a model learning at a fraction of its rate would be stopped too soon.
                     stale += 1
             self.history.append(record)
             console.print(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()))
