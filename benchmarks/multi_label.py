@@ -9,7 +9,10 @@ the validation split (one global threshold). Prints micro-F1 against the teacher
 baseline's (benchmarks/baseline.py writes the baselines and NLU++'s fold files).
 
 Teachers: mpnet-base on NLU++ banking (small); MiniLM-L6 on GoEmotions (43k messages: an mpnet
-epoch takes about 40 min on 2 CPU cores), which the table says.
+epoch takes about 40 min on 2 CPU cores), which the table says. ``--teacher-model mpnet-base``
+trains another teacher instead (2 epochs); its teacher, transfer set, students and evaluations
+go to a subfolder named after it (``runs/goemotions/mpnet-base/``), beside the default's.
+Teacher training and labelling resume where they stopped when the same command is run again.
 """
 
 from __future__ import annotations
@@ -34,10 +37,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     parser.add_argument("--students", nargs="+", default=["static", "bilstm", "minilm-l3"], choices=list(STUDENTS))
+    parser.add_argument("--teacher-model", help="teacher encoder instead of the dataset's default (results in a subfolder named after it)")
     args = parser.parse_args()
     for dataset in args.datasets:
         folder, train, test, model, epochs, factor = DATASETS[dataset]
-        runs = RUNS / folder
+        runs = baseline_runs = RUNS / folder
+        if args.teacher_model and args.teacher_model != model:
+            model, runs = args.teacher_model, baseline_runs / args.teacher_model
         train = RUNS / train if train.startswith("nlupp") else args.data / train
         test = RUNS / test if test.startswith("nlupp") else args.data / test
         if not train.exists():
@@ -48,7 +54,7 @@ def main() -> None:
         if not finished(transfer):
             augment = ["--augment", "mask,pos,ngram", "--augment-factor", str(factor)] if factor else []
             run([*CLI, "label", "--teacher", str(teacher), "--texts", str(transfer_texts(train, runs)), *augment, "--out", str(transfer), "--quiet"])
-        models = {"baseline": runs / "baseline", "teacher": teacher, **distill_students(teacher, [transfer], train, runs, args.students)}
+        models = {"baseline": baseline_runs / "baseline", "teacher": teacher, **distill_students(teacher, [transfer], train, runs, args.students)}
         results = {}
         for name, path in models.items():
             evaluation = runs / "students-eval" / f"{name}.json"
