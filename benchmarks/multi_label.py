@@ -9,7 +9,7 @@ the validation split (one global threshold). Prints micro-F1 against the teacher
 baseline's (benchmarks/baseline.py writes the baselines and NLU++'s fold files).
 
 Teachers: mpnet-base on NLU++ banking (small); MiniLM-L6 on GoEmotions (43k messages: an mpnet
-epoch takes about 100 min on 2 CPU cores), which the table says. ``--teacher-model mpnet-base``
+epoch takes about 45 min on 2 CPU cores), which the table says. ``--teacher-model mpnet-base``
 trains another teacher instead (2 epochs); its teacher, transfer set, students and evaluations
 go to a subfolder named after it (``runs/goemotions/mpnet-base/``), beside the default's.
 Teacher training and labelling resume where they stopped when the same command is run again.
