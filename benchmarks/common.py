@@ -29,15 +29,20 @@ def finished(transfer: Path) -> bool:
     return manifest.exists() and json.loads(manifest.read_text())["finished"]
 
 
-def transfer_texts(train: Path, out: Path) -> Path:
-    """Train minus the seeded validation split (10 %, seed 0) that teachers and students hold
-    out, as a one-column CSV of texts for `textdistill label`."""
+def seeded_split(train: Path):
+    """Train's annotated messages as (kept, validation): the seeded validation split (10 %,
+    seed 0) that teachers and students hold out by default."""
     from textdistill.data.messages import DataSpec, load_messages
     from textdistill.data.split import train_validation_split
 
+    return train_validation_split(load_messages(train, DataSpec()).annotated(), 0.1, 0)
+
+
+def transfer_texts(train: Path, out: Path) -> Path:
+    """Train minus the seeded validation split, as a one-column CSV of texts for `textdistill label`."""
     path = out / "transfer_texts.csv"
     if not path.exists():
-        kept, _ = train_validation_split(load_messages(train, DataSpec()).annotated(), 0.1, 0)
+        kept, _ = seeded_split(train)
         out.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from common import seeded_split
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -42,14 +44,13 @@ def main() -> None:
     from tokenizers import Tokenizer
 
     from textdistill.data.messages import DataSpec, load_messages
-    from textdistill.data.split import train_validation_split
     from textdistill.distill.recipe import distillation_data
     from textdistill.students.embeddings import distill_teacher_vectors
     from textdistill.students.tokens import SubwordVocabulary
 
     torch.set_num_threads(args.threads)
     teacher = args.runs / args.teacher
-    train, validation = train_validation_split(load_messages(args.data / "train.csv", DataSpec()).annotated(), 0.1, 0)
+    train, validation = seeded_split(args.data / "train.csv")
     test = load_messages(args.data / "test.csv", DataSpec()).annotated()
     # The static student's SIF weights count tokens in its training texts: the same here.
     texts = distillation_data([teacher], [args.runs / name for name in args.transfer], train, validation).texts

@@ -24,19 +24,16 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import CLI, run
+from common import CLI, run, seeded_split
 
 HERE = Path(__file__).resolve().parent
 
 
 def split_files(train: Path, out: Path) -> tuple[Path, Path]:
     """Train minus the seeded validation split (10 %, seed 0) and that split, as text,label CSVs."""
-    from textdistill.data.messages import DataSpec, load_messages
-    from textdistill.data.split import train_validation_split
-
     paths = out / "train.csv", out / "validation.csv"
     if not all(path.exists() for path in paths):
-        parts = train_validation_split(load_messages(train, DataSpec()).annotated(), 0.1, 0)
+        parts = seeded_split(train)
         out.mkdir(parents=True, exist_ok=True)
         for path, part in zip(paths, parts):
             with path.open("w", newline="", encoding="utf-8") as handle:
