@@ -230,9 +230,9 @@ def test_provenance_read_from_the_file_is_stored_and_counted(teacher_dir, tmp_pa
     path = tmp_path / "more.csv"
     path.write_text("id,text,origin,source_id\na,refund my order,original,a\nb,,mask,a\nc,refund [MASK] order,mask,a\n", encoding="utf-8")
     messages = load_messages(path, DataSpec(id_column="id", skip_bad_rows=True), annotated=False)  # row 2 has no text: skipped
-    provenance = read_columns(path, ("origin", "source_id"), messages.rows)
+    provenance = read_columns(messages, ("origin", "source_id"))
     assert provenance == {"origin": ["original", "mask"], "source_id": ["a", "a"]}
-    assert read_columns(path, ("origin", "parent"), messages.rows) is None
+    assert read_columns(messages, ("origin", "parent")) is None
     result = label_messages(teacher_dir, messages, tmp_path / "t", provenance=provenance)
     assert result.origins == ["original", "mask"] and result.source_ids == ["a", "a"]
     assert result.manifest["counts"]["originals"] == 1 and result.manifest["counts"]["augmented"] == 1

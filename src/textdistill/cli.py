@@ -339,7 +339,7 @@ def label(
     spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
     messages = load_messages(texts, spec, annotated=False)
     _report_skipped(messages)
-    provenance = read_columns(texts, ("origin", "source_id"), messages.rows, encoding)
+    provenance = read_columns(messages, ("origin", "source_id"), encoding)
     config = None
     if augment:
         config = AugmentConfig(methods=_names(augment), factor=augment_factor, seed=seed)

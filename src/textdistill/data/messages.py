@@ -88,6 +88,7 @@ class MessageSet:
     hierarchy_sep: str = DEFAULT_HIERARCHY_SEP
     label_column: str | None = None
     skipped: list[SkippedRow] = field(default_factory=list)
+    columns: tuple[str, ...] = ()  # every column of the source file
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -140,7 +141,7 @@ def load_messages(path: str | Path, spec: DataSpec | None = None, *, annotated: 
     if annotated:
         label_column, multi_label = _label_column(path, columns, spec)
 
-    result = MessageSet([], [], [], [], str(path), multi_label, spec.hierarchy_sep, label_column)
+    result = MessageSet([], [], [], [], str(path), multi_label, spec.hierarchy_sep, label_column, columns=tuple(columns))
     first_row_of_id: dict[str, int] = {}
     for row, record in records:
         try:
@@ -169,16 +170,15 @@ def load_messages(path: str | Path, spec: DataSpec | None = None, *, annotated: 
     return result
 
 
-def read_columns(path: str | Path, names: Sequence[str], rows: Sequence[int], encoding: str = "utf-8") -> dict[str, list[str]] | None:
-    """The text in columns ``names`` at the 1-based data ``rows`` (a MessageSet's ``rows``), or
-    None when the file lacks any of those columns."""
-    path = Path(path)
-    columns, records = _open_table(path, encoding)
-    if not set(names) <= set(columns):
+def read_columns(messages: MessageSet, names: Sequence[str], encoding: str = "utf-8") -> dict[str, list[str]] | None:
+    """The text in columns ``names`` of each message's row in its source file, or None (without
+    reading the file again) when the file lacks any of those columns."""
+    if not set(names) <= set(messages.columns):
         return None
-    wanted = set(rows)
-    found = {row: record for row, record in records if row in wanted}
-    return {name: [_cell_text(path, row, found[row], name) for row in rows] for name in names}
+    path = Path(messages.source)
+    wanted = set(messages.rows)
+    found = {row: record for row, record in _open_table(path, encoding)[1] if row in wanted}
+    return {name: [_cell_text(path, row, found[row], name) for row in messages.rows] for name in names}
 
 
 def require_two_classes(messages: MessageSet) -> None:
