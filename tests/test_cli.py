@@ -114,5 +114,5 @@ def test_demo_runs_end_to_end(tmp_path):
     evaluation = json.loads((tmp_path / "demo" / "run" / "evaluations" / "baseline.json").read_text())
     assert evaluation["multi_label"] and evaluation["hierarchical"] and len(evaluation["per_label"]) >= 12
     evaluations = sorted(p.stem for p in (tmp_path / "demo" / "run" / "evaluations").glob("*.json"))
-    assert evaluations == ["baseline", "bilstm", "static", "teacher"]
+    assert evaluations == ["baseline", "bilstm", "bilstm-int8", "static", "static-int8", "teacher"]
     assert all(name in report.read_text() for name in evaluations)

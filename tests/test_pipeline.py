@@ -1,6 +1,7 @@
 """The pipeline from a TOML config: stages in order, one run directory."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -113,8 +114,9 @@ def test_teacher_transfer_and_distill_stages(sample_data, tiny_encoder_dir, tmp_
         sample_data,
         teacher=f'model = "{tiny_encoder_dir}"\nmethod = "bitfit"\nepochs = 1\nbatch_size = 16\nmax_length = 32',
         transfer='augment = ["mask"]\naugment_factor = 1',
+        compress='models = ["static", "lstm"]\nprecisions = ["fp32", "int8"]',
     )
-    stages = 'stages = ["load", "split", "baseline", "teach", "label", "distill", "evaluate", "report"]'
+    stages = 'stages = ["load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report"]'
     text = config_path.read_text().replace("seed = 0", f"seed = 0\n{stages}") + STUDENTS
     config_path.write_text(text)
     Pipeline(RunConfig.from_toml(config_path), tmp_path / "run").run()
@@ -132,9 +134,18 @@ def test_teacher_transfer_and_distill_stages(sample_data, tiny_encoder_dir, tmp_
         assert manifest["kind"] == kind and manifest["labels"] == teacher["labels"]
         assert manifest["config"]["distillation"]["n_messages"] == transfer["counts"]["written"]
         assert manifest["config"]["data"]["text_columns"] == ["subject", "body"]
-    assert sorted(p.stem for p in (run / "evaluations").glob("*.json")) == ["baseline", "lstm", "small", "static", "teacher"]
+    for name in ("static", "lstm"):
+        for suffix, precision in (("onnx", "fp32"), ("int8", "int8")):
+            manifest = json.loads((run / "models" / f"{name}-{suffix}" / "manifest.json").read_text())
+            assert manifest["kind"] == "onnx" and manifest["config"]["compression"]["precision"] == precision
+            assert manifest["config"]["compression"]["source"] == str((run / "models" / name).resolve())
+    compressed = ["lstm-int8", "lstm-onnx", "static-int8", "static-onnx"]
+    assert sorted(p.stem for p in (run / "evaluations").glob("*.json")) == sorted(["baseline", "lstm", "small", "static", "teacher", *compressed])
+    fp32 = json.loads((run / "evaluations" / "static-onnx.json").read_text())
+    assert fp32["macro_f1"] == pytest.approx(json.loads((run / "evaluations" / "static.json").read_text())["macro_f1"], abs=0.01)
     report = (run / "report" / "report.md").read_text()
-    assert all(name in report for name in ("teacher", "static", "lstm", "small"))
+    assert all(name in report for name in ("teacher", "static", "lstm", "small", *compressed))
+    assert "## Compression" in report
     assert not (run / "models" / "teacher" / "checkpoint").exists()
 
 
@@ -152,3 +163,16 @@ def test_teacher_options_are_checked(sample_data, tmp_path):
     path = write_config(tmp_path, sample_data, teacher='model = "minilm-l6"\nepochz = 3')
     with pytest.raises(TextdistillError, match="unknown EncoderConfig options: epochz"):
         RunConfig.from_toml(path)
+
+
+def test_compress_stage_is_checked(sample_data, tmp_path):
+    path = write_config(tmp_path, sample_data, compress='precisions = ["int4"]')
+    with pytest.raises(TextdistillError, match=r"precisions must be a non-empty list of \['fp32', 'int8'\]"):
+        RunConfig.from_toml(path)
+    path.write_text(path.read_text().replace("[compress]", "").replace('precisions = ["int4"]', "").replace("seed = 0", 'seed = 0\nstages = ["compress"]'))
+    with pytest.raises(TextdistillError, match="nothing to compress"):
+        RunConfig.from_toml(path)
+    path = write_config(tmp_path, sample_data, compress='models = ["static"]')
+    config = replace(RunConfig.from_toml(path), stages=("load", "split", "baseline", "compress"))
+    with pytest.raises(TextdistillError, match=r"\['static'\] are not under .*saved: \['baseline'\]"):
+        Pipeline(config, tmp_path / "run").run()

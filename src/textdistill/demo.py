@@ -14,7 +14,7 @@ from textdistill.pipeline import Pipeline, RunConfig, RunState
 DEMO_CONFIG = """\
 # The demo's pipeline: edit and rerun with `textdistill run {path}`
 [run]
-stages = ["load", "split", "baseline", "teach", "label", "distill", "evaluate", "report"]
+stages = ["load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report"]
 seed = 0
 
 [data]
@@ -50,6 +50,10 @@ name = "bilstm"
 kind = "bilstm"
 hidden = 150
 training = {{ epochs = 8 }}
+
+[compress]
+# int8 ONNX copies of both students (models/static-int8, models/bilstm-int8), evaluated beside them
+precisions = ["int8"]
 
 [evaluate]
 {threads}latency_samples = 100

@@ -8,6 +8,7 @@ Run directory layout::
     RUN_DIR/models/NAME/           every trained model (manifest.json + weights): baseline, teacher
     RUN_DIR/transfer/              the teacher's logits on train + unannotated (+ augmented) messages
     RUN_DIR/models/STUDENT/        every student distilled from the teacher ([[students]] tables)
+    RUN_DIR/models/NAME-int8/      ONNX copies of the models named in [compress] (NAME-onnx for fp32)
     RUN_DIR/evaluations/NAME.json  quality and cost of every model on the test set
     RUN_DIR/report/                report.md, report.html, quality_vs_latency.svg
 """
@@ -36,7 +37,7 @@ from textdistill.models.encoder_config import EncoderConfig
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.recipes import train_baseline, train_teacher
 
-STAGE_ORDER = ("load", "split", "baseline", "teach", "label", "distill", "evaluate", "report")
+STAGE_ORDER = ("load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report")
 _REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "distill": "label", "evaluate": "load"}
 
 console = Console(stderr=True, soft_wrap=True)
@@ -66,6 +67,24 @@ class TransferConfig:
     top_k: int | None = None
 
 
+COMPRESSED_SUFFIX = {"fp32": "onnx", "int8": "int8"}
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """Stage "compress": ONNX copies of trained models, saved beside them and evaluated with them."""
+
+    models: tuple[str, ...] = ()  # names under models/; empty: every [[students]] model
+    precisions: tuple[str, ...] = ("int8",)  # "fp32" -> models/NAME-onnx, "int8" -> models/NAME-int8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(self.models))
+        object.__setattr__(self, "precisions", tuple(self.precisions))
+        unknown = set(self.precisions) - set(COMPRESSED_SUFFIX)
+        if unknown or not self.precisions:
+            raise ValueError(f"[compress] precisions must be a non-empty list of {list(COMPRESSED_SUFFIX)}, not {list(self.precisions)}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     data: DataConfig
@@ -77,6 +96,7 @@ class RunConfig:
     teacher_training: TrainingArguments = field(default_factory=TrainingArguments)
     transfer: TransferConfig = field(default_factory=lambda: TransferConfig())
     students: tuple[tuple[str, StudentSpec], ...] = ()  # (name, spec): saved to models/NAME
+    compress: CompressConfig = field(default_factory=CompressConfig)
     cost: CostSettings = field(default_factory=CostSettings)
     report_title: str = "textdistill report"
 
@@ -97,7 +117,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
         raw = {section: dict(values) if isinstance(values, dict) else values for section, values in raw.items()}
-        unknown = set(raw) - {"run", "data", "baseline", "teacher", "transfer", "students", "evaluate", "report"}
+        unknown = set(raw) - {"run", "data", "baseline", "teacher", "transfer", "students", "compress", "evaluate", "report"}
         if unknown:
             raise ValueError(f"unknown sections: {', '.join(sorted(unknown))}")
         run = raw.get("run", {})
@@ -110,6 +130,10 @@ class RunConfig:
         teacher = raw.get("teacher", {})
         teacher_training = {k: teacher.pop(k) for k in list(teacher) if k in TrainingArguments.__dataclass_fields__}
         _check_stages(stages)
+        students = _students(raw.get("students", []))
+        compress = _strict(CompressConfig, raw.get("compress", {}))
+        if "compress" in stages and not (compress.models or students):
+            raise ValueError("stage 'compress' has nothing to compress: name models in [compress] models = [...] or add [[students]] tables")
         return cls(
             data=DataConfig(**files, validation_fraction=fraction, spec=DataSpec.from_dict(data)),
             stages=stages,
@@ -119,7 +143,8 @@ class RunConfig:
             teacher=_strict(EncoderConfig, teacher),
             teacher_training=_strict(TrainingArguments, {"seed": int(run.get("seed", 0)), **teacher_training}),
             transfer=_strict(TransferConfig, raw.get("transfer", {})),
-            students=_students(raw.get("students", [])),
+            students=students,
+            compress=compress,
             cost=CostSettings(**raw.get("evaluate", {})),
             report_title=raw.get("report", {}).get("title", "textdistill report"),
         )
@@ -278,6 +303,22 @@ class Pipeline:
                 spec_data={**asdict(spec), "text_columns": list(spec.text_columns)},
             )
             console.print(f"{name}: {model.n_params:,} parameters, saved to {models / name}")
+
+    def stage_compress(self) -> None:
+        from textdistill.compress.convert import compress_model
+
+        models = self.state.run_dir / "models"
+        names = self.config.compress.models or [name for name, _ in self.config.students]
+        missing = [name for name in names if not (models / name / "manifest.json").exists()]
+        if missing:
+            saved = sorted(p.parent.name for p in models.glob("*/manifest.json"))
+            raise TextdistillError(f"[compress] models {missing} are not under {models} (saved: {saved or 'none'}); train them in an earlier stage or fix the names.")
+        for name in names:
+            for precision in self.config.compress.precisions:
+                out = models / f"{name}-{COMPRESSED_SUFFIX[precision]}"
+                compressed = compress_model(models / name, out, int8=precision == "int8")
+                gap = compressed.manifest.config["compression"][f"{precision}_max_abs_diff"]
+                console.print(f"{name}: {precision} ONNX saved to {out} (largest probability change on the probe texts: {gap:.2g})")
 
     def stage_evaluate(self) -> None:
         models = sorted(p.parent for p in (self.state.run_dir / "models").glob("*/manifest.json"))
