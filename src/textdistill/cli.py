@@ -533,12 +533,10 @@ def compress(
     """
     if not (onnx or int8):
         raise TextdistillError("say what to make: --onnx (fp32 ONNX), --int8 (int8 ONNX), or both.")
-    from textdistill.compress.convert import compress_model
+    from textdistill.compress.convert import compress_model, probe_change
 
     model = compress_model(model_dir, out, int8=int8)
-    compression = model.manifest.config["compression"]
-    gap = compression.get("int8_max_abs_diff", compression["fp32_max_abs_diff"])
-    typer.echo(f"Saved {model.precision} ONNX model to {out} (largest probability change on the probe texts: {gap:.2g})")
+    typer.echo(f"Saved {model.precision} ONNX model to {out} (largest probability change on the probe texts: {probe_change(model):.2g})")
 
 
 def _spec_as_trained(model_dir: Path, **overrides) -> DataSpec:

@@ -74,12 +74,10 @@ COMPRESSED_SUFFIX = {"fp32": "onnx", "int8": "int8"}
 class CompressConfig:
     """Stage "compress": ONNX copies of trained models, saved beside them and evaluated with them."""
 
-    models: tuple[str, ...] = ()  # names under models/; empty: every [[students]] model
-    precisions: tuple[str, ...] = ("int8",)  # "fp32" -> models/NAME-onnx, "int8" -> models/NAME-int8
+    models: tuple[str, ...] | list[str] = ()  # names under models/; empty: every [[students]] model
+    precisions: tuple[str, ...] | list[str] = ("int8",)  # "fp32" -> models/NAME-onnx, "int8" -> models/NAME-int8
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "models", tuple(self.models))
-        object.__setattr__(self, "precisions", tuple(self.precisions))
         unknown = set(self.precisions) - set(COMPRESSED_SUFFIX)
         if unknown or not self.precisions:
             raise ValueError(f"[compress] precisions must be a non-empty list of {list(COMPRESSED_SUFFIX)}, not {list(self.precisions)}")
@@ -305,7 +303,7 @@ class Pipeline:
             console.print(f"{name}: {model.n_params:,} parameters, saved to {models / name}")
 
     def stage_compress(self) -> None:
-        from textdistill.compress.convert import compress_model
+        from textdistill.compress.convert import compress_model, probe_change
 
         models = self.state.run_dir / "models"
         names = self.config.compress.models or [name for name, _ in self.config.students]
@@ -317,8 +315,7 @@ class Pipeline:
             for precision in self.config.compress.precisions:
                 out = models / f"{name}-{COMPRESSED_SUFFIX[precision]}"
                 compressed = compress_model(models / name, out, int8=precision == "int8")
-                gap = compressed.manifest.config["compression"][f"{precision}_max_abs_diff"]
-                console.print(f"{name}: {precision} ONNX saved to {out} (largest probability change on the probe texts: {gap:.2g})")
+                console.print(f"{name}: {precision} ONNX saved to {out} (largest probability change on the probe texts: {probe_change(compressed):.2g})")
 
     def stage_evaluate(self) -> None:
         models = sorted(p.parent for p in (self.state.run_dir / "models").glob("*/manifest.json"))

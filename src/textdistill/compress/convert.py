@@ -23,6 +23,12 @@ PARITY_TOLERANCE = 1e-4
 PREDICT_BATCH_SIZE = 64
 
 
+def probe_change(model: OnnxClassifier) -> float:
+    """The largest probability change from its source on the probe texts, at the model's precision."""
+    compression = model.manifest.config["compression"]
+    return compression[f"{compression['precision']}_max_abs_diff"]
+
+
 def compress_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = False) -> OnnxClassifier:
     """Export the model saved in ``model_dir`` to ONNX (int8 weights when ``int8``) into ``out_dir``."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
