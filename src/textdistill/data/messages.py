@@ -16,7 +16,7 @@ import io
 import json
 import unicodedata
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -71,9 +71,9 @@ class DataSpec:
 
     def __post_init__(self) -> None:
         if self.long_text not in LONG_TEXT:
-            raise DataError(f"long_text is {self.long_text!r}", hint=f"choose one of: {', '.join(LONG_TEXT)}")
+            raise DataError(f"long_text (--long-text) is {self.long_text!r}", hint=f"choose one of: {', '.join(LONG_TEXT)}")
         if self.max_text_chars < 1:
-            raise DataError(f"max_text_chars is {self.max_text_chars}", hint="give a positive number of characters")
+            raise DataError(f"max_text_chars (--max-text-chars) is {self.max_text_chars}", hint="give a positive number of characters")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataSpec:
@@ -715,3 +715,14 @@ def _fold_label_variants(messages: MessageSet, fold: bool) -> None:
         None if labels is None else tuple(sorted({spelling.get(label, label) for label in labels})) for labels in messages.label_sets
     ]
     messages.warnings.append(f"labels folded to their most frequent spelling: {shown}")
+
+
+def fold_to(messages: MessageSet, labels: Iterable[str]) -> MessageSet:
+    """A copy that spells each label as ``labels`` does where the two differ only by case or
+    inner whitespace: data read with ``fold_case`` meets a model's or a training set's spelling."""
+    known = {label_variant_key(label): label for label in labels}
+    folded = [
+        None if found is None else tuple(sorted({known.get(label_variant_key(label), label) for label in found}))
+        for found in messages.label_sets
+    ]
+    return replace(messages, label_sets=folded)
