@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import json
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,6 +30,7 @@ SUFFIXES = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
 _TRUE = {"1", "true", "yes", "y", "t"}
 _FALSE = {"0", "false", "no", "n", "f"}
 LONG_TEXT = ("refuse", "cut")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Python's csv refuses fields over 131,072 characters; real email bodies are longer, and the
 # whole file is in memory anyway. --max-text-chars is the limit people set.
 csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
@@ -537,15 +539,17 @@ def _label_column(path: Path, columns: Sequence[str], spec: DataSpec) -> tuple[s
 
 
 def _check_decoded(path: Path, row: int, column: str, value: str) -> None:
-    for position, char in enumerate(value):
-        if "\udc80" <= char <= "\udcff":
-            raise DataError(
-                f"contains bytes that are not valid text in this encoding (byte 0x{ord(char) - 0xDC00:02x} at character {position})",
-                file=path,
-                row=row,
-                column=column,
-                hint="re-save the file as UTF-8, or pass --encoding with the file's real encoding (e.g. cp1252)",
-            )
+    found = _SURROGATE.search(value)
+    if found is None:
+        return
+    char, position = found.group(), found.start()
+    if "\udc80" <= char <= "\udcff":  # an undecodable byte, kept by surrogateescape
+        problem = f"contains bytes that are not valid text in this encoding (byte 0x{ord(char) - 0xDC00:02x} at character {position})"
+        hint = "re-save the file as UTF-8, or pass --encoding with the file's real encoding (e.g. cp1252)"
+    else:  # e.g. a JSON escape "\ud83d" without its other half: no character, and not writable as UTF-8
+        problem = f"contains a lone surrogate U+{ord(char):04X} at character {position}, which is not a character"
+        hint = "write the character itself, or both halves of its surrogate pair"
+    raise DataError(problem, file=path, row=row, column=column, hint=hint)
 
 
 def _cell_text(path: Path, row: int, record: dict[str, Any], column: str) -> str:
@@ -657,6 +661,7 @@ def _labels(path: Path, row: int, record: dict[str, Any], column: str, multi_lab
     for label in raw:
         if not isinstance(label, (str, int)) or isinstance(label, bool):
             raise DataError(f"holds a non-text label {label!r}", file=path, row=row, column=column, hint="write labels as text")
+        _check_decoded(path, row, column, str(label))
         _check_no_control(path, row, column, str(label))
         label = normalise(str(label), spec.hierarchy_sep)
         if label:
