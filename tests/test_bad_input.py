@@ -233,3 +233,23 @@ def test_evaluate_says_so_when_no_row_is_left(tmp_path):
     result = cli("evaluate", model, "--data", test, "--json", tmp_path / "e.json", "--skip-bad-rows", "--no-cost", "--quiet")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert str(test) in result.stderr and "no messages are left" in result.stderr and "column 'label'" in result.stderr
+
+
+def test_the_pipeline_lists_skipped_rows_and_warnings_and_folds_test_labels_to_the_training_spelling(tmp_path):
+    from textdistill.pipeline import Pipeline, RunConfig
+
+    train = _write(tmp_path, BAD[0].content, "train.csv")
+    test = tmp_path / "test.csv"
+    test.write_text("id,text,label\n1,my invoice,BILLING\n2,my parcel,Delivery\n3,my bill,billing\n", encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[run]\nstages = ["load"]\n\n[data]\ntrain = "{train}"\ntest = "{test}"\nid_column = "id"\nskip_bad_rows = true\nfold_case = true\n',
+        encoding="utf-8",
+    )
+    state = Pipeline(RunConfig.from_toml(config), tmp_path / "run").run()
+    assert [labels[0] for labels in state.test.labels] == ["billing", "delivery", "billing"]
+    summary = json.loads((tmp_path / "run" / "data" / "summary.json").read_text())
+    assert summary["train"]["skipped_rows"] == BAD[0].skipped and summary["train"]["skipped_rows_file"] == "skipped_rows.csv"
+    assert "folded" in summary["test"]["warnings"][0]
+    with (tmp_path / "run" / "data" / "skipped_rows.csv").open(encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == BAD[0].skipped
