@@ -253,3 +253,18 @@ def test_the_pipeline_lists_skipped_rows_and_warnings_and_folds_test_labels_to_t
     assert "folded" in summary["test"]["warnings"][0]
     with (tmp_path / "run" / "data" / "skipped_rows.csv").open(encoding="utf-8") as handle:
         assert len(list(csv.DictReader(handle))) == BAD[0].skipped
+
+
+def test_predict_lists_every_skipped_row_in_its_output_directory(tmp_path):
+    model = tmp_path / "model"
+    texts = ["refund please", "parcel late", "password reset"] * 3
+    TfidfBaseline().fit(texts, [("refund",), ("delivery",), ("login",)] * 3, multi_label=False).save(model)
+    case = BAD[1]  # the unclosed quote in the text column: predict reads texts only
+    path = _write(tmp_path, case.content, case.name)
+    result = cli("predict", model, "--data", path, "--out", tmp_path / "p", "--skip-bad-rows", "--quiet")
+    assert result.returncode == 0, result.stderr
+    listing = tmp_path / "p" / "skipped_rows.csv"
+    assert f"... and {case.skipped - 5} more (all listed in {listing})" in result.stderr
+    with listing.open(encoding="utf-8") as handle:
+        assert [int(row["row"]) for row in csv.DictReader(handle)] == list(range(BAD_ROW, N_ROWS + 1))
+    assert json.loads((tmp_path / "p" / "manifest.json").read_text())["counts"]["skipped_rows"] == case.skipped

@@ -131,6 +131,15 @@ def _write_skipped(out: Path, *sets: MessageSet | None) -> None:
         write_skipped_rows(skipped, out / SKIPPED_ROWS_FILE)
 
 
+def _list_skipped_inputs(paths: list[str], spec: DataSpec, out: Path) -> None:
+    """Report and list in ``out`` the skipped rows of the input files ``paths``: read again, one
+    at a time, as the workers read them (they hand on counts only)."""
+    sets = [load_messages(path, spec, annotated=False) for path in paths]
+    for messages in sets:
+        _report_skipped(messages, out / SKIPPED_ROWS_FILE)
+    _write_skipped(out, *sets)
+
+
 def _train_and_validation(train: Path, validation: Path | None, fraction: float, seed: int, spec: DataSpec, out: Path):
     """Annotated training messages and the validation messages: a file, or a seeded split."""
     messages = load_messages(train, spec).annotated()
@@ -808,9 +817,7 @@ def predict(
     spec = replace(spec, id_column=id_column, skip_bad_rows=skip_bad_rows, encoding=encoding)
     manifest = predict_files(model_dir, data, out, spec=spec, shard_size=shard_size, batch_size=batch_size, engine=scorer)
     counts = manifest["counts"]
-    for file in counts["files"]:
-        if file["skipped_rows"]:
-            console.print(f"[yellow]{file['path']}: {file['skipped_rows']} bad rows skipped[/]")
+    _list_skipped_inputs([file["path"] for file in counts["files"] if file["skipped_rows"]], replace(spec, annotated_column=None), out)
     files = len(counts["files"])
     typer.echo(f"Predictions: {counts['n_messages']:,} messages from {files} file{'s' if files > 1 else ''} in {out}")
 
