@@ -3,9 +3,12 @@
 Every problem is reported with its file, row and column and what to do. With
 ``skip_bad_rows`` a row-level problem skips that row instead and is recorded in
 ``MessageSet.skipped``, so the count reaches the output and the report: nothing is dropped
-silently. Annotated and unannotated messages are told apart explicitly (a separate file, or
-an ``annotated`` flag column), never guessed from an empty label cell: in multi-label data an
-empty label set is a valid annotation ("nothing applies").
+silently. A CSV quote that does not close where it should is reported at the row that opens
+it; every further line it swallowed is a skipped row of its own. What is read as asked but
+deserves a look (short rows, labels that differ only by case, cut texts) is in
+``MessageSet.warnings``. Annotated and unannotated messages are told apart explicitly (a
+separate file, or an ``annotated`` flag column), never guessed from an empty label cell: in
+multi-label data an empty label set is a valid annotation ("nothing applies").
 """
 
 from __future__ import annotations
@@ -310,7 +313,7 @@ def _check_header(path: Path, columns: Sequence[str]) -> None:
     """Refuse header names that cannot be told apart (a repeated name would silently read
     only one of its columns) or that are not text in the file's encoding."""
     for name in columns:
-        if any("\udc80" <= char <= "\udcff" for char in name) or "\x00" in name:
+        if _SURROGATE.search(name) or "\x00" in name:
             raise DataError(
                 f"the header {', '.join(repr(c) for c in columns)[:120]} is not text in this encoding",
                 file=path,
