@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from textdistill.data.messages import DataSpec, load_messages, read_columns, require_two_classes
+from textdistill.data.messages import DataSpec, MessageSet, fold_to, load_messages, read_columns, require_two_classes, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
 from textdistill.progress import set_quiet
@@ -44,7 +44,13 @@ AnnotatedColumn = Annotated[
 CleanEmail = Annotated[bool, typer.Option(help="Strip quoted replies and signatures from emails.")]
 CleanEmailAsTrained = Annotated[bool | None, typer.Option(help="Email clean-up (default: as the teacher was trained).", show_default=False)]
 SkipBadRows = Annotated[bool, typer.Option(help="Skip bad rows instead of stopping; they are counted and reported.")]
-Encoding = Annotated[str, typer.Option(help="Text encoding of CSV / JSONL files.")]
+Encoding = Annotated[str, typer.Option(help="Text encoding of CSV / JSONL files (a byte order mark overrides it).")]
+FoldCase = Annotated[bool, typer.Option(help="Read labels that differ only by case or spacing (Billing, billing) as their most frequent spelling.")]
+MaxTextChars = Annotated[int, typer.Option(help="Longest message text, in characters (see --long-text).")]
+LongText = Annotated[str, typer.Option(help="A longer text: refuse (a bad row) or cut (keep the first --max-text-chars characters).")]
+MaxTextCharsAsTrained = Annotated[int | None, typer.Option(help="Longest message text, in characters (default: as trained).", show_default=False)]
+LongTextAsTrained = Annotated[str | None, typer.Option(help="A longer text: refuse or cut (default: as trained).", show_default=False)]
+SKIPPED_ROWS_FILE = "skipped_rows.csv"
 Threads = Annotated[int | None, typer.Option(help="CPU threads for prediction (default: all cores).")]
 
 
@@ -59,6 +65,9 @@ def _spec(
     clean_email: bool,
     skip_bad_rows: bool,
     encoding: str,
+    fold_case: bool = False,
+    max_text_chars: int = 1_000_000,
+    long_text: str = "refuse",
 ) -> DataSpec:
     return DataSpec(
         text_columns=tuple(text_column or ("text",)),
@@ -71,6 +80,9 @@ def _spec(
         clean_email=clean_email,
         skip_bad_rows=skip_bad_rows,
         encoding=encoding,
+        fold_case=fold_case,
+        max_text_chars=max_text_chars,
+        long_text=long_text,
     )
 
 
@@ -95,22 +107,50 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
-def _report_skipped(messages) -> None:
+def _report_skipped(messages: MessageSet, listing: Path | None = None) -> None:
+    """Print the warnings of reading ``messages`` and its skipped rows: the first 5, and where
+    all of them are listed (``listing``)."""
+    for warning in messages.warnings:
+        console.print(f"[yellow]{messages.source}: {warning}[/]", highlight=False)
     if messages.skipped:
-        console.print(f"[yellow]{messages.source}: {len(messages.skipped)} bad rows skipped[/]")
+        console.print(f"[yellow]{messages.source}: {len(messages.skipped)} bad rows skipped[/]", highlight=False)
         for skipped in messages.skipped[:5]:
-            console.print(f"  row {skipped.row}, column {skipped.column!r}: {skipped.problem}")
+            console.print(f"  row {skipped.row}, column {skipped.column!r}: {skipped.problem}", highlight=False)
+        more = len(messages.skipped) - 5
+        where = f"all listed in {listing}" if listing else ""
+        if more > 0:
+            console.print(f"  ... and {more} more" + (f" ({where})" if where else ""), highlight=False)
+        elif where:
+            console.print(f"  ({where})", highlight=False)
 
 
-def _train_and_validation(train: Path, validation: Path | None, fraction: float, seed: int, spec: DataSpec):
+def _write_skipped(out: Path, *sets: MessageSet | None) -> None:
+    """List every skipped row of ``sets`` in ``out``/skipped_rows.csv (when there are any)."""
+    skipped = list(dict.fromkeys(row for messages in sets if messages is not None for row in messages.skipped))
+    if skipped:
+        write_skipped_rows(skipped, out / SKIPPED_ROWS_FILE)
+
+
+def _list_skipped_inputs(paths: list[str], spec: DataSpec, out: Path) -> None:
+    """Report and list in ``out`` the skipped rows of the input files ``paths``: read again, one
+    at a time, as the workers read them (they hand on counts only)."""
+    sets = [load_messages(path, spec, annotated=False) for path in paths]
+    for messages in sets:
+        _report_skipped(messages, out / SKIPPED_ROWS_FILE)
+    _write_skipped(out, *sets)
+
+
+def _train_and_validation(train: Path, validation: Path | None, fraction: float, seed: int, spec: DataSpec, out: Path):
     """Annotated training messages and the validation messages: a file, or a seeded split."""
     messages = load_messages(train, spec).annotated()
-    _report_skipped(messages)
+    _report_skipped(messages, out / SKIPPED_ROWS_FILE)
     require_two_classes(messages)
     if validation is None:
         return train_validation_split(messages, fraction, seed)
     held_out = load_messages(validation, replace(spec, multi_label=messages.multi_label)).annotated()
-    _report_skipped(held_out)
+    if spec.fold_case:
+        held_out = fold_to(held_out, {label for labels in messages.labels for label in labels})
+    _report_skipped(held_out, out / SKIPPED_ROWS_FILE)
     return messages, held_out
 
 
@@ -207,6 +247,9 @@ def baseline(
     clean_email: CleanEmail = False,
     skip_bad_rows: SkipBadRows = False,
     encoding: Encoding = "utf-8",
+    fold_case: FoldCase = False,
+    max_text_chars: MaxTextChars = 1_000_000,
+    long_text: LongText = "refuse",
     quiet: Quiet = False,
 ) -> None:
     """Train the TF-IDF + logistic regression baseline ("the model in production today").
@@ -220,9 +263,10 @@ def baseline(
     from textdistill.training.recipes import train_baseline
 
     set_quiet(quiet)
-    spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding)
-    messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec)
+    spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding, fold_case, max_text_chars, long_text)
+    messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec, out)
     model = train_baseline(BaselineConfig(C=c), messages, held_out, out, spec=spec, threshold_mode=threshold_mode)
+    _write_skipped(out, messages, held_out)
     typer.echo(f"Saved baseline ({len(model.label_space)} labels, {len(messages)} training messages) to {out}")
 
 
@@ -252,6 +296,9 @@ def teach(
     clean_email: CleanEmail = False,
     skip_bad_rows: SkipBadRows = False,
     encoding: Encoding = "utf-8",
+    fold_case: FoldCase = False,
+    max_text_chars: MaxTextChars = 1_000_000,
+    long_text: LongText = "refuse",
     quiet: Quiet = False,
 ) -> None:
     """Fine-tune a pretrained encoder as the teacher, fully or parameter-efficiently.
@@ -277,13 +324,14 @@ def teach(
         parse_method(method)
     except ValueError as exc:
         raise TextdistillError(str(exc)) from None
-    spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding)
-    messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec)
+    spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding, fold_case, max_text_chars, long_text)
+    messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec, out)
     arguments = TrainingArguments(
         epochs=epochs, batch_size=batch_size, learning_rate=lr, head_learning_rate=head_lr, seed=seed, early_stopping_patience=patience
     )
     teacher = TransformerClassifier(EncoderConfig(model=model, method=method, max_length=max_length), training=arguments)
     train_teacher(teacher, messages, held_out, out, spec=spec, threshold_mode=threshold_mode)
+    _write_skipped(out, messages, held_out)
     # From the manifest: saving merges LoRA into the encoder, after which nothing counts as trained.
     trained = teacher.manifest.config
     typer.echo(f"Saved teacher ({method}, {trained['trainable_params']:,} of {trained['total_params']:,} parameters trained) to {out}")
@@ -338,7 +386,7 @@ def label(
     spec = _spec_as_trained(teacher, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
     spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
     messages = load_messages(texts, spec, annotated=False)
-    _report_skipped(messages)
+    _report_skipped(messages, out / SKIPPED_ROWS_FILE)
     provenance = read_columns(messages, ("origin", "source_id"), encoding)
     config = None
     if augment:
@@ -347,6 +395,7 @@ def label(
         teacher, messages, out, augment=config, shard_size=shard_size, min_confidence=min_confidence, max_entropy=max_entropy, top_k=top_k,
         engine=scorer, provenance=provenance,
     )
+    _write_skipped(out, messages)
     counts = transfer.manifest["counts"]
     typer.echo(
         f"Transfer set: {counts['written']:,} messages ({counts['originals']:,} original, {counts['augmented']:,} augmented, "
@@ -386,7 +435,8 @@ def augment(
 
     spec = DataSpec(text_columns=tuple(text_column or ("text",)), id_column=id_column, clean_email=clean_email, skip_bad_rows=skip_bad_rows, encoding=encoding)
     messages = load_messages(texts, spec, annotated=False)
-    _report_skipped(messages)
+    listing = out.with_name(f"{out.stem}.{SKIPPED_ROWS_FILE}")
+    _report_skipped(messages, listing)
     seen = set(messages.texts)
     for path in exclude or []:
         seen.update(TransferSet.load(path).texts)
@@ -397,6 +447,8 @@ def augment(
         writer = csv.writer(handle)
         writer.writerow(["id", "text", "origin", "source_id"])
         writer.writerows(zip(made.ids, made.texts, made.origins, made.source_ids))
+    if messages.skipped:
+        write_skipped_rows(messages.skipped, listing)
     counts = made.counts
     typer.echo(
         f"Wrote {len(made):,} new texts to {out} ({counts['augmented']:,} made from {len(messages):,} messages, "
@@ -462,7 +514,7 @@ def distill(
     spec = replace(spec, id_column=id_column, skip_bad_rows=skip_bad_rows, encoding=encoding)
     messages = held_out = None
     if train is not None:
-        messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec)
+        messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec, out)
     training = {"epochs": epochs, "min_steps": min_steps, "batch_size": batch_size, "learning_rate": lr, "head_learning_rate": head_lr, "seed": seed}
     student_spec = StudentSpec(
         student,
@@ -481,6 +533,7 @@ def distill(
         threshold_mode=threshold_mode,
         spec_data={**asdict(spec), "text_columns": list(spec.text_columns)},
     )
+    _write_skipped(out, messages, held_out)
     typer.echo(f"Saved {student} student ({model.n_params:,} parameters) to {out}")
 
 
@@ -566,6 +619,8 @@ def evaluate(
     clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as trained).", show_default=False)] = None,
     skip_bad_rows: SkipBadRows = False,
     encoding: Encoding = "utf-8",
+    max_text_chars: MaxTextCharsAsTrained = None,
+    long_text: LongTextAsTrained = None,
     quiet: Quiet = False,
 ) -> None:
     """Measure a model's quality and cost on annotated messages.
@@ -588,10 +643,16 @@ def evaluate(
         labels_column=labels_column,
         label_sep=label_sep,
         clean_email=clean_email,
+        max_text_chars=max_text_chars,
+        long_text=long_text,
     )
     spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
     messages = load_messages(data, spec)
-    _report_skipped(messages)
+    if spec.fold_case:
+        from textdistill.models.manifest import Manifest
+
+        messages = fold_to(messages, Manifest.read(model_dir / "manifest.json").labels)
+    _report_skipped(messages, json_path)
     result = evaluate_model(
         model_dir,
         messages,
@@ -722,6 +783,8 @@ def predict(
     clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as trained).", show_default=False)] = None,
     skip_bad_rows: SkipBadRows = False,
     encoding: Encoding = "utf-8",
+    max_text_chars: MaxTextCharsAsTrained = None,
+    long_text: LongTextAsTrained = None,
     quiet: Quiet = False,
 ) -> None:
     """Predict labels for many messages, in one or more files, into resumable Parquet shards.
@@ -748,13 +811,13 @@ def predict(
 
     set_quiet(quiet)
     scorer = make_engine(engine, ray_address=ray_address, actors=actors, cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
-    spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
+    spec = _spec_as_trained(
+        model_dir, text_column=tuple(text_column) if text_column else None, clean_email=clean_email, max_text_chars=max_text_chars, long_text=long_text
+    )
     spec = replace(spec, id_column=id_column, skip_bad_rows=skip_bad_rows, encoding=encoding)
     manifest = predict_files(model_dir, data, out, spec=spec, shard_size=shard_size, batch_size=batch_size, engine=scorer)
     counts = manifest["counts"]
-    for file in counts["files"]:
-        if file["skipped_rows"]:
-            console.print(f"[yellow]{file['path']}: {file['skipped_rows']} bad rows skipped[/]")
+    _list_skipped_inputs([file["path"] for file in counts["files"] if file["skipped_rows"]], replace(spec, annotated_column=None), out)
     files = len(counts["files"])
     typer.echo(f"Predictions: {counts['n_messages']:,} messages from {files} file{'s' if files > 1 else ''} in {out}")
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textdistill.data.messages import DataSpec, MessageSet, load_messages, require_two_classes
+from textdistill.data.messages import DataSpec, MessageSet, fold_to, load_messages, require_two_classes, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.distill.recipe import StudentSpec
 from textdistill.errors import TextdistillError
@@ -212,8 +212,8 @@ class Pipeline:
         loaded = load_messages(data.train, spec)
         self.state.train = loaded.annotated()
         require_two_classes(self.state.train)
-        # its skipped rows are already counted with the training messages
-        pool = [replace(loaded.unannotated(), skipped=[])] if spec.annotated_column else []
+        # its skipped rows and warnings are already counted with the training messages
+        pool = [replace(loaded.unannotated(), skipped=[], warnings=[])] if spec.annotated_column else []
         if data.unannotated:
             pool.append(load_messages(data.unannotated, spec, annotated=False))
         self.state.unannotated = _concat(pool) if pool else None
@@ -222,8 +222,13 @@ class Pipeline:
         self.state.test = load_messages(data.test, test_spec).annotated()
         if data.validation:
             self.state.validation = load_messages(data.validation, test_spec).annotated()
-        summary = {
-            name: _summary(messages)
+        if spec.fold_case:  # held-out labels take the training data's spelling
+            trained = {label for labels in self.state.train.labels for label in labels}
+            self.state.test = fold_to(self.state.test, trained)
+            if self.state.validation is not None:
+                self.state.validation = fold_to(self.state.validation, trained)
+        sets = {
+            name: messages
             for name, messages in (
                 ("train", self.state.train),
                 ("validation", self.state.validation),
@@ -232,10 +237,18 @@ class Pipeline:
             )
             if messages is not None
         }
+        summary = {name: _summary(messages) for name, messages in sets.items()}
+        skipped = list(dict.fromkeys(row for messages in sets.values() for row in messages.skipped))
+        if skipped:
+            write_skipped_rows(skipped, self.state.run_dir / "data" / "skipped_rows.csv")
         _write_json(self.state.run_dir / "data" / "summary.json", summary)
         for name, info in summary.items():
             note = f", [yellow]{info['skipped_rows']} bad rows skipped[/]" if info["skipped_rows"] else ""
             console.print(f"{name}: {info['n_messages']} messages{note}")
+            for warning in info["warnings"]:
+                console.print(f"  [yellow]{warning}[/]", highlight=False)
+        if skipped:
+            console.print(f"  every skipped row is listed in {self.state.run_dir / 'data' / 'skipped_rows.csv'}", highlight=False)
 
     def stage_split(self) -> None:
         state = self.state
@@ -356,6 +369,7 @@ def _concat(sets: list[MessageSet]) -> MessageSet:
         merged.label_sets += other.label_sets
         merged.rows += other.rows
         merged.skipped = merged.skipped + other.skipped
+        merged.warnings = merged.warnings + other.warnings
     merged.source = ", ".join(dict.fromkeys(s.source for s in sets))
     return merged
 
@@ -368,6 +382,8 @@ def _summary(messages: MessageSet) -> dict:
         "label_counts": dict(sorted(counts.items())),
         "skipped_rows": len(messages.skipped),
         "skipped": [asdict(s) for s in messages.skipped],
+        "skipped_rows_file": "skipped_rows.csv" if messages.skipped else None,
+        "warnings": list(messages.warnings),
     }
 
 

@@ -60,6 +60,14 @@ def drop_unknown_labels(messages: MessageSet, model: TextClassifier, skip_bad_ro
                 hint="retrain with examples of this label, fix the label, or pass --skip-bad-rows to leave such messages out",
             )
         unknown[i] = SkippedRow(messages.source, messages.rows[i], messages.label_column, problem)
+    if unknown and len(unknown) == len(messages):
+        raise DataError(
+            f"no messages are left to evaluate: all {len(unknown)} have a label the model never saw in training "
+            f"(e.g. row {messages.rows[0]}: {unknown[0].problem})",
+            file=messages.source,
+            column=messages.label_column,
+            hint="evaluate on data with the model's labels (see its manifest.json), or check that the right label column is used",
+        )
     return messages.drop_rows(set(unknown), unknown) if unknown else messages
 
 
