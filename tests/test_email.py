@@ -174,3 +174,89 @@ def test_generated_sample_emails(tmp_path: Path) -> None:
         shortened += len(cleaned) < len(body)
     assert had_chain > 20
     assert shortened > 0.5 * len(bodies)  # most generated emails end with a sign-off
+
+
+def test_lotus_notes_forward_marker_and_header_block_are_cut() -> None:
+    text = (
+        "Please look at the attached contract before Friday.\n\n"
+        "---------------------- Forwarded by Dana Whitlock/HOU/ACME on 04/13/2001 11:02 AM ---------------------------\n\n\n"
+        "Karl Brenner@ACME\n"
+        "04/13/2001 10:30 AM\n"
+        "To: Dana Whitlock/HOU/ACME@ACME, Mira Osei/Corp/ACME@ACME\n"
+        "cc: Luis Ortega/HOU/ACME@ACME\n"
+        "Subject: Re: contract terms\n\n"
+        "The draft terms are below."
+    )
+    assert clean_email(text) == "Please look at the attached contract before Friday."
+
+
+def test_lotus_notes_reply_header_without_a_forward_marker_is_cut_with_its_sender() -> None:
+    text = (
+        "I agree, go ahead with the refund.\n\n"
+        "Karl Brenner@ACME\n"
+        "04/13/2001 10:30 AM\n"
+        "To: Dana Whitlock/HOU/ACME@ACME, Mira Osei/Corp/ACME@ACME, Tom Hale/Corp/ACME@ACME,\n"
+        "    Ruth Kim/Corp/ACME@ACME\n"
+        "cc:\n"
+        "Subject: refund for order 5512\n\n"
+        "Should we refund the customer in full?"
+    )
+    assert clean_email(text) == "I agree, go ahead with the refund."
+    one_line = "Yes, cancel it.\n\nKarl Brenner@ACME 04/13/2001 10:30 AM\nTo: Dana Whitlock/HOU/ACME@ACME\nSubject: cancel?\n\nCancel?"
+    assert clean_email(one_line) == "Yes, cancel it."
+
+
+def test_a_date_in_the_text_is_not_a_notes_header() -> None:
+    text = "My flight on 04/13/2001 10:30 AM was cancelled.\nTo: whom it may concern, I want a refund."
+    assert clean_email(text) == text
+
+
+@pytest.mark.parametrize(
+    "marker", ["---------- Forwarded message ---------", "Begin forwarded message:", "----- Forwarded Message -----"]
+)
+def test_webmail_forward_markers_cut_the_forwarded_thread(marker: str) -> None:
+    text = f"Can you deal with this customer?\n\n{marker}\nFrom: Ann Lee <ann@mail.example>\nDate: Mon, 2 Mar 2026\nSubject: broken kettle\n\nMy kettle arrived broken."
+    assert clean_email(text) == "Can you deal with this customer?"
+
+
+def test_bare_forward_is_about_the_forwarded_message() -> None:
+    text = (
+        "---------- Forwarded message ---------\n"
+        "From: Ann Lee <ann@mail.example>\n"
+        "Date: Mon, 2 Mar 2026 at 09:12\n"
+        "Subject: broken kettle\n"
+        "To: <support@shop.example>\n\n"
+        "My kettle arrived broken, I would like a replacement.\n\n"
+        "Thanks,\nAnn\n\n"
+        "On Sun, 1 Mar 2026 at 18:00, Shop <orders@shop.example> wrote:\n> Your order has shipped."
+    )
+    assert clean_email(text) == "My kettle arrived broken, I would like a replacement."
+
+
+def test_legal_disclaimer_paragraphs_are_removed() -> None:
+    text = (
+        "Please send me a copy of invoice 4471.\n\n"
+        "Kind regards,\nJane Doe\nAcme Ltd\n\n"
+        "CONFIDENTIALITY NOTICE: This e-mail and any attachments are confidential and may be privileged.\n"
+        "They are for the use of the addressee only.\n\n"
+        "If you are not the intended recipient, please notify the sender and delete this message."
+    )
+    assert clean_email(text) == "Please send me a copy of invoice 4471."
+    other = "Where is my refund?\n\nThe information contained in this message is privileged and intended only for the addressee."
+    assert clean_email(other) == "Where is my refund?"
+
+
+def test_a_message_about_confidentiality_is_kept() -> None:
+    text = "Is my account information kept confidential?\n\nI read your privacy policy but it is not clear."
+    assert clean_email(text) == text
+
+
+def test_long_forwarded_thread_is_cut_fast() -> None:
+    thread = "\n".join(
+        f"Karl Brenner@ACME\n04/{k % 12 + 1:02d}/2001 10:{k % 60:02d} AM\nTo: Dana Whitlock/HOU/ACME@ACME\nSubject: Re: report\n\n"
+        + "Figures for the quarter are attached and summarised below. " * 40
+        for k in range(80)
+    )
+    text = "Please approve the refund for order 7781.\n\n" + thread
+    assert len(text) > 150_000
+    assert clean_email(text) == "Please approve the refund for order 7781."

@@ -17,6 +17,25 @@ _ORIGINAL_MESSAGE = re.compile(r"^\s*-{2,}\s*original message\s*-{2,}\s*$", re.I
 _WROTE = re.compile(r"^\s*on\s.*\d.*\swrote:\s*$", re.IGNORECASE)
 # One field of an Outlook header block; "*From:*" is how bold field names come out of HTML.
 _HEADER_FIELD = re.compile(r"^\s*\*?(from|sent|date|to|cc|subject)\s*:", re.IGNORECASE)
+# Forward markers: Lotus Notes' "----- Forwarded by Jane Doe/HOU/ACME on 04/13/2001 10:30 AM -----",
+# Gmail's "---------- Forwarded message ---------", Apple Mail's "Begin forwarded message:",
+# Outlook's "----- Forwarded Message -----".
+_FORWARDED = re.compile(
+    r"^\s*(-{2,}\s*forwarded by\s.*|-{2,}\s*forwarded message\s*-*|begin forwarded message:)\s*$", re.IGNORECASE
+)
+# A date and time as Lotus Notes and Exchange write them above a header block: "04/13/2001 10:30 AM".
+_DATE_TIME = re.compile(r"\b\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}\s+\d{1,2}:\d{2}(:\d{2})?(\s*[ap]\.?m\.?)?", re.IGNORECASE)
+# Header fields of a Lotus Notes block (To, cc, bcc, Subject), which has no "Sent:" line.
+_NOTES_FIELD = re.compile(r"^\s*(to|cc|bcc|subject)\s*:", re.IGNORECASE)
+# The opening of a legal disclaimer paragraph.
+_DISCLAIMER = re.compile(
+    r"^\W*(confidentiality( notice| statement| note)?|disclaimer|legal notice|privileged (and|&) confidential|"
+    r"(this|the information (contained )?in this|the contents of this)\s+(e-?mail|email message|message|communication|"
+    r"transmission)\b.{0,80}\b(confidential|privileged|intended (solely |only )?for|proprietary))",
+    re.IGNORECASE | re.DOTALL,
+)
+# "... intended recipient ..." anywhere in a paragraph marks it as a disclaimer too.
+_INTENDED_RECIPIENT = re.compile(r"\b(intended recipient|received this (e-?mail|message|communication) in error)\b", re.IGNORECASE)
 # A line that only separates: "________________", "----------", "==========".
 _SEPARATOR = re.compile(r"^\s*[_\-=~*]{5,}\s*$")
 # A mail app's trailing advert: "Sent from my iPhone", "Get Outlook for Android".
@@ -40,6 +59,7 @@ _SIGN_OFF = re.compile(
     + r")[\s,.!]*(?:[-\u2013\u2014]\s*)?(?:[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,2})?\s*$"
 )
 _OUTLOOK_LOOKAHEAD = 6  # how many lines after "From:" may hold the rest of its header block
+_NOTES_LOOKBACK = 2  # how many lines above "To:" may hold a Lotus Notes block's sender and date
 _MAX_SIGNATURE_LINES = 6  # non-blank lines after a sign-off that can still be a signature
 
 
@@ -54,9 +74,14 @@ def clean_email(text: str) -> str:
        - a line ``-----Original Message-----``;
        - an Outlook header block: a ``From:`` line followed within six lines by ``Sent:`` or
          ``Date:`` and by ``Subject:`` (a separator line such as ``_____`` just above it goes
-         in step 4);
+         in step 5);
        - a line ``On <date>, <name> wrote:`` whose date contains a digit, also when a client
-         has wrapped it over two lines.
+         has wrapped it over two lines;
+       - a forward marker: Lotus Notes' ``----- Forwarded by <name> on <date> -----``, Gmail's
+         ``---------- Forwarded message ---------``, Apple Mail's ``Begin forwarded message:``;
+       - a Lotus Notes header block: a line with a date and time (``04/13/2001 10:30 AM``,
+         often after the sender's name, which goes too) followed within two lines by ``To:``
+         and a few lines further by ``Subject:``.
 
        The one exception is a bottom-posted or inline reply: when ``On ... wrote:`` is followed
        by ``>`` quoted lines and then by unquoted text, that text is the new reply, so only the
@@ -64,7 +89,11 @@ def clean_email(text: str) -> str:
     2. **Signatures** after the standard delimiter: a line ``-- `` (or ``--``) and everything
        after it.
     3. **Quoted lines**: every line whose first non-blank character is ``>``.
-    4. **Trailing sign-offs**, repeatedly from the end:
+    4. **Legal disclaimers**: each paragraph that opens like one (``CONFIDENTIALITY NOTICE``,
+       ``Disclaimer:``, ``This e-mail and any attachments are confidential ...``, ``The
+       information contained in this message is privileged ...``) or mentions the intended
+       recipient or a message received in error.
+    5. **Trailing sign-offs**, repeatedly from the end:
 
        - blank and separator lines (``_____``, ``-----``);
        - mail app footers: ``Sent from my iPhone``, ``Sent from Mail for Windows``,
@@ -78,16 +107,23 @@ def clean_email(text: str) -> str:
     and leading and trailing blank lines are removed. Nothing else changes: a line that merely
     contains "thanks" in the middle of a message stays, as do greetings and the subject.
 
-    A non-empty message that is nothing but quotes and signature comes back as the original
-    text, stripped, never as an empty string. Whitespace-only input gives ``""``.
+    A bare forward (a message that opens with a forward marker or ``-----Original Message-----``
+    and has no text of its own) is about the forwarded message: its text, after the header
+    block, is cleaned by the same rules. Any other non-empty message that is nothing but quotes
+    and signature comes back as the original text, stripped, never as an empty string.
+    Whitespace-only input gives ``""``.
     """
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    lines = _cut_reply_chain(lines)
+    original = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = _cut_reply_chain(original)
     lines = _cut_signature_delimiter(lines)
     lines = [line for line in lines if not _QUOTED.match(line)]
+    lines = _drop_disclaimers(lines)
     lines = _strip_trailing_sign_off(lines)
     cleaned = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in lines)).strip("\n")
     if cleaned.strip():
+        return cleaned
+    forwarded = _forwarded_body(original)
+    if forwarded is not None and (cleaned := clean_email("\n".join(forwarded))):
         return cleaned
     # A message that is all quote or signature (a bare forward, a reply with the new text
     # lost upstream) still says what it is about; an empty text would leave the model
@@ -99,7 +135,11 @@ def _cut_reply_chain(lines: list[str]) -> list[str]:
     kept: list[str] = []
     i = 0
     while i < len(lines):
-        if _ORIGINAL_MESSAGE.match(lines[i]) or _is_outlook_header(lines, i):
+        if _ORIGINAL_MESSAGE.match(lines[i]) or _FORWARDED.match(lines[i]) or _is_outlook_header(lines, i):
+            break
+        if _is_notes_header(lines, i):
+            if kept and _looks_like_sender(kept[-1]):
+                kept.pop()  # "Karen Denne@ACME" on the line above the block's date
             break
         span = _wrote_header_span(lines, i)
         if span:
@@ -129,6 +169,57 @@ def _is_outlook_header(lines: list[str], i: int) -> bool:
     following = lines[i + 1 : i + 1 + _OUTLOOK_LOOKAHEAD]
     fields = {m.group(1).lower() for line in following if (m := _HEADER_FIELD.match(line))}
     return bool(fields & {"sent", "date"}) and "subject" in fields
+
+
+def _is_notes_header(lines: list[str], i: int) -> bool:
+    """A Lotus Notes (or Exchange) header block at line ``i``: a date and time, then ``To:``
+    within two lines and ``Subject:`` a few lines further (long recipient lists wrap)."""
+    if len(lines[i]) > 160 or not _DATE_TIME.search(lines[i]):
+        return False
+    following = lines[i + 1 : i + 1 + _NOTES_LOOKBACK]
+    to = next((k for k, line in enumerate(following) if _NOTES_FIELD.match(line) and line.lstrip()[:2].lower() == "to"), None)
+    if to is None:
+        return False
+    rest = lines[i + 2 + to : i + 2 + to + _OUTLOOK_LOOKAHEAD]
+    return any(_NOTES_FIELD.match(line) and line.lstrip()[:7].lower() == "subject" for line in rest)
+
+
+def _looks_like_sender(line: str) -> bool:
+    """A Notes sender line: a short name or address, no sentence ("Jane Doe@ACME", "jdoe@acme.example")."""
+    stripped = line.strip()
+    return 0 < len(stripped) <= 80 and not stripped.endswith((".", "?", "!", ":", ",")) and len(stripped.split()) <= 6
+
+
+def _forwarded_body(lines: list[str]) -> list[str] | None:
+    """The forwarded message's lines when the email opens with a forward (a bare forward), else None.
+
+    The forwarded text is then what the message is about; its header block (sender, date, To,
+    cc, Subject) is skipped.
+    """
+    start = next((k for k, line in enumerate(lines) if line.strip()), None)
+    if start is None or not (_FORWARDED.match(lines[start]) or _ORIGINAL_MESSAGE.match(lines[start])):
+        return None
+    body = start + 1
+    head = lines[body : body + 4 + _OUTLOOK_LOOKAHEAD + _NOTES_LOOKBACK]
+    fields = [k for k, line in enumerate(head) if _HEADER_FIELD.match(line) or _NOTES_FIELD.match(line)]
+    return lines[body + fields[-1] + 1 :] if fields else lines[body:]
+
+
+def _drop_disclaimers(lines: list[str]) -> list[str]:
+    """Lines without legal-disclaimer paragraphs ("CONFIDENTIALITY NOTICE: ...", "This e-mail is
+    confidential ...", any paragraph that mentions the intended recipient)."""
+    kept: list[str] = []
+    paragraph: list[str] = []
+    for line in [*lines, ""]:
+        if line.strip():
+            paragraph.append(line)
+            continue
+        text = " ".join(part.strip() for part in paragraph)
+        if paragraph and not (_DISCLAIMER.match(text) or _INTENDED_RECIPIENT.search(text)):
+            kept.extend(paragraph)
+        paragraph = []
+        kept.append(line)
+    return kept[:-1]
 
 
 def _has_unquoted_text_after_quote(lines: list[str], start: int) -> bool:
