@@ -575,8 +575,9 @@ def evaluate(
     """Measure a model's quality and cost on annotated messages.
 
     Quality: accuracy, micro/macro precision, recall, F1, per-label scores with average
-    precision; for two-class models also the positive class's (see --positive-label). Cost: ms per message at batch 1 (p50, p95), messages/s at batch 256, peak
-    memory of a fresh process, size on disk, parameters.
+    precision, and for two-class models the positive class's (see --positive-label). Cost: ms
+    per message at batch 1 (p50, p95), messages/s at batch 256, peak memory of a fresh
+    process, size on disk, parameters.
 
     The data is read with the column settings the model was trained with, unless given here.
 
