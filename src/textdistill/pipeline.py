@@ -96,6 +96,7 @@ class RunConfig:
     students: tuple[tuple[str, StudentSpec], ...] = ()  # (name, spec): saved to models/NAME
     compress: CompressConfig = field(default_factory=CompressConfig)
     cost: CostSettings = field(default_factory=CostSettings)
+    positive_label: str | None = None  # two-class data: the positive class (None: the rarer one)
     report_title: str = "textdistill report"
 
     @classmethod
@@ -130,6 +131,8 @@ class RunConfig:
         _check_stages(stages)
         students = _students(raw.get("students", []))
         compress = _strict(CompressConfig, raw.get("compress", {}))
+        evaluate = dict(raw.get("evaluate", {}))
+        positive_label = evaluate.pop("positive_label", None)
         if "compress" in stages and not (compress.models or students):
             raise ValueError("stage 'compress' has nothing to compress: name models in [compress] models = [...] or add [[students]] tables")
         return cls(
@@ -143,7 +146,8 @@ class RunConfig:
             transfer=_strict(TransferConfig, raw.get("transfer", {})),
             students=students,
             compress=compress,
-            cost=CostSettings(**raw.get("evaluate", {})),
+            cost=CostSettings(**evaluate),
+            positive_label=positive_label,
             report_title=raw.get("report", {}).get("title", "textdistill report"),
         )
 
@@ -341,6 +345,7 @@ class Pipeline:
                 name=model_dir.name,
                 skip_bad_rows=self.config.data.spec.skip_bad_rows,
                 cost=self.config.cost,
+                positive_label=self.config.positive_label,
             )
             path = write_evaluation(result, self.state.run_dir / "evaluations" / f"{model_dir.name}.json")
             accuracy = "—" if result["accuracy"] is None else f"{result['accuracy']:.3f}"

@@ -12,7 +12,7 @@ import numpy as np
 from textdistill.data.messages import MessageSet, SkippedRow
 from textdistill.errors import DataError
 from textdistill.evaluate.cost import machine_info, measure_cost
-from textdistill.evaluate.metrics import quality_metrics
+from textdistill.evaluate.metrics import choose_positive_label, quality_metrics
 from textdistill.models.base import TextClassifier, load_model
 from textdistill.models.manifest import package_versions
 from textdistill.progress import track
@@ -78,11 +78,18 @@ def evaluate_model(
     name: str | None = None,
     skip_bad_rows: bool = False,
     cost: CostSettings = CostSettings(),
+    positive_label: str | None = None,
 ) -> dict:
-    """Quality and cost of the model saved in ``model_dir`` on annotated ``messages``."""
+    """Quality and cost of the model saved in ``model_dir`` on annotated ``messages``.
+
+    ``positive_label`` names the positive class of a two-class model (default: the rarer class
+    in ``messages``); a label the model lacks, or one given for a model that is not two-class,
+    is refused before the model predicts.
+    """
     model_dir = Path(model_dir)
     model = load_model(model_dir)
     messages = drop_unknown_labels(messages.annotated(), model, skip_bad_rows)
+    choose_positive_label(model.label_space, messages.labels, positive_label)
     proba = predict_proba_batched(model, messages.texts, f"Evaluating {name or model_dir.name}")
     space = model.label_space
     result = {
@@ -93,7 +100,7 @@ def evaluate_model(
         "n_messages": len(messages),
         "multi_label": space.multi_label,
         "hierarchical": space.hierarchical,
-        **quality_metrics(space, messages.labels, model.predict_label_sets(messages.texts, proba), proba),
+        **quality_metrics(space, messages.labels, model.predict_label_sets(messages.texts, proba), proba, positive_label),
         "thresholds": _thresholds(model),
         "skipped_rows": len(messages.skipped),
         "skipped": [{"file": s.file, "row": s.row, "column": s.column, "problem": s.problem} for s in messages.skipped],

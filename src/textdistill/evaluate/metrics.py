@@ -1,5 +1,6 @@
 """Quality metrics: accuracy, micro / macro precision, recall and F1, per-label scores with
-average precision, per-level scores for hierarchies, and the most confused label pairs."""
+average precision, per-level scores for hierarchies, the most confused label pairs, and for
+two-class data the positive class's scores."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sklearn.metrics import accuracy_score, average_precision_score, f1_score, p
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from textdistill.data.labels import LabelSpace
+from textdistill.errors import TextdistillError
 
 N_CONFUSED_PAIRS = 20
 
@@ -20,12 +22,14 @@ def quality_metrics(
     true_sets: Sequence[Sequence[str]],
     pred_sets: Sequence[Sequence[str]],
     proba: np.ndarray,
+    positive_label: str | None = None,
 ) -> dict:
     """All quality numbers of one model on one annotated test set.
 
     Labels are compared as closed sets (a hierarchical label implies its parents) in
     multi-label data. Macro averages run over the labels that occur in the test data or the
-    predictions, as scikit-learn does.
+    predictions, as scikit-learn does. Two-class single-label data also gets the scores of
+    its positive class (``positive_label``, else the rarer class: see :func:`choose_positive_label`).
     """
     y_true = space.encode(true_sets)
     y_pred = space.encode(pred_sets)
@@ -36,6 +40,7 @@ def quality_metrics(
         accuracy, samples_f1 = float(accuracy_score(y_true.argmax(1), y_pred.argmax(1))), None
     micro = precision_recall_fscore_support(y_true, y_pred, average="micro", zero_division=0)
     macro = precision_recall_fscore_support(y_true[:, present], y_pred[:, present], average="macro", zero_division=0)
+    per_label = per_label_metrics(space, y_true, y_pred, proba)
     return {
         "accuracy": accuracy,
         "micro_precision": float(micro[0]),
@@ -45,7 +50,8 @@ def quality_metrics(
         "macro_recall": float(macro[1]),
         "macro_f1": float(macro[2]),
         "samples_f1": samples_f1,
-        "per_label": per_label_metrics(space, y_true, y_pred, proba),
+        "per_label": per_label,
+        "positive_class": _positive_class(space, true_sets, per_label, positive_label),
         "by_level": level_metrics(space, true_sets, pred_sets),
         "confused_pairs": confused_pairs(space, true_sets, pred_sets),
     }
@@ -68,6 +74,44 @@ def per_label_metrics(space: LabelSpace, y_true: np.ndarray, y_pred: np.ndarray,
             }
         )
     return rows
+
+
+def is_two_class(space: LabelSpace) -> bool:
+    """Single-label data with exactly two classes: one of them is "the positive class"."""
+    return not space.multi_label and len(space) == 2
+
+
+def choose_positive_label(space: LabelSpace, true_sets: Sequence[Sequence[str]], given: str | None = None) -> str | None:
+    """The positive class of two-class single-label data: ``given``, else the rarer class of
+    ``true_sets`` (a tie goes to the first label in label order); None for other data.
+
+    Raises TextdistillError when ``given`` is not one of the labels, or the data is not two-class.
+    """
+    if given is not None and not is_two_class(space):
+        kind = "multi-label" if space.multi_label else f"{len(space)}-class"
+        raise TextdistillError(
+            f"positive label {given!r}: a positive class applies to two-class single-label models only, and this model is {kind} "
+            "(its per-label scores are in the evaluation's per_label). Leave --positive-label (or [evaluate] positive_label) out."
+        )
+    if not is_two_class(space):
+        return None
+    if given is None:
+        counts = Counter(labels[0] for labels in true_sets)
+        return min(space.labels, key=lambda label: counts[label])  # min keeps the first of equals
+    if given not in space:
+        raise TextdistillError(
+            f"positive label {given!r} is not a label of this model; its labels are: {', '.join(map(repr, space.labels))}. "
+            "Pass one of them to --positive-label (or [evaluate] positive_label), or leave it out for the rarer class."
+        )
+    return given
+
+
+def _positive_class(space: LabelSpace, true_sets: Sequence[Sequence[str]], per_label: list[dict], given: str | None) -> dict | None:
+    label = choose_positive_label(space, true_sets, given)
+    if label is None:
+        return None
+    row = next(row for row in per_label if row["label"] == label)
+    return {**row, "chosen": "given" if given is not None else "rarer class"}
 
 
 def level_metrics(space: LabelSpace, true_sets: Sequence[Sequence[str]], pred_sets: Sequence[Sequence[str]]) -> list[dict]:

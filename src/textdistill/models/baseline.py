@@ -47,6 +47,20 @@ class BaselineConfig:
         return cls(**fields)
 
 
+def softmax_weights(clf: LogisticRegression) -> tuple[np.ndarray, np.ndarray]:
+    """(weights (L, F), bias (L,)) of a fitted single-label logistic regression, one row per class,
+    whose softmax gives exactly ``clf.predict_proba``.
+
+    For two classes scikit-learn keeps one row ``w`` (the logit of the second class against the
+    first); the rows ``-w/2`` and ``+w/2`` have the same softmax, since softmax([-z/2, z/2]) =
+    [1 - sigmoid(z), sigmoid(z)].
+    """
+    coef, intercept = np.asarray(clf.coef_), np.asarray(clf.intercept_)
+    if len(clf.classes_) == 2:
+        return np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])
+    return coef, intercept
+
+
 def _vectorizers(config: BaselineConfig) -> dict[str, TfidfVectorizer]:
     common = {"sublinear_tf": True, "min_df": config.min_df, "lowercase": True, "dtype": np.float32}
     return {
@@ -91,7 +105,8 @@ class TfidfBaseline(TextClassifier):
         else:
             clf = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter)
             clf.fit(x, space.encode_single(label_sets))
-            weights, bias = np.ascontiguousarray(clf.coef_.T, dtype=np.float32), clf.intercept_.astype(np.float32)
+            coef, intercept = softmax_weights(clf)
+            weights, bias = np.ascontiguousarray(coef.T, dtype=np.float32), intercept.astype(np.float32)
         self._weights, self._bias = weights, bias
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
@@ -130,5 +145,9 @@ class TfidfBaseline(TextClassifier):
         for name, vectorizer in model._vectorizers.items():
             vectorizer.vocabulary_ = {term: i for i, term in enumerate(vocabularies[name])}
             vectorizer.idf_ = tensors[f"{name}_idf"]
-        model._weights, model._bias = tensors["weights"], tensors["bias"]
+        weights, bias = tensors["weights"], tensors["bias"]
+        if weights.shape[1] == 1 and len(manifest.label_space) == 2 and not manifest.label_space.multi_label:
+            # Saved before two-class models kept both rows: the one column is scikit-learn's own.
+            weights, bias = np.hstack([-weights / 2, weights / 2]), np.concatenate([-bias / 2, bias / 2])
+        model._weights, model._bias = weights, bias
         return model

@@ -15,6 +15,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from textdistill.data.labels import LabelSpace
+from textdistill.models.baseline import softmax_weights
 from textdistill.models.resolve import default_cache_dir
 from textdistill.progress import track
 
@@ -74,8 +75,7 @@ def pretrained_features(model, source: str, texts: Sequence[str], description: s
 def _fit_head(space: LabelSpace, x: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
     """(weights (L, hidden), bias (L,)) of a logistic regression on ``x``."""
     if not space.multi_label:
-        clf = LogisticRegression(C=C, max_iter=2000).fit(x, y)
-        return clf.coef_, clf.intercept_
+        return softmax_weights(LogisticRegression(C=C, max_iter=2000).fit(x, y))
     weights = np.zeros((y.shape[1], x.shape[1]))
     bias = np.zeros(y.shape[1])
     for j in range(y.shape[1]):

@@ -79,6 +79,9 @@ def render_html(evaluations: list[dict], *, title: str, svg: str) -> str:
         out.append(_muted(f"Not plotted (no macro-F1 or latency): {', '.join(missing)}."))
     out.append("</section>")
 
+    if positive := tables.positive_class_table(evaluations):
+        out += ["<section><h2>Positive class</h2>", _muted(tables.POSITIVE_CLASS_NOTE), render_table(positive, "positive-class"), "</section>"]
+
     if levels := tables.level_table(evaluations):
         out += ["<section><h2>Scores per hierarchy level</h2>", render_table(levels), "</section>"]
 

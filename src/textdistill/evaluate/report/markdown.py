@@ -44,6 +44,9 @@ def render_markdown(evaluations: list[dict], *, title: str, plot_file: str) -> s
         out += ["", f"Not plotted (no macro-F1 or latency): {escape(', '.join(missing))}."]
     out.append("")
 
+    if positive := tables.positive_class_table(evaluations):
+        out += ["## Positive class", "", escape(tables.POSITIVE_CLASS_NOTE), "", render_table(positive), ""]
+
     if levels := tables.level_table(evaluations):
         out += ["## Scores per hierarchy level", "", render_table(levels), ""]
 

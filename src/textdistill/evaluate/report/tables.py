@@ -101,6 +101,35 @@ def level_table(evaluations: list[dict]) -> Table | None:
     return Table(("level", "model", "accuracy", "micro-F1", "macro-F1"), rows, (True, False, True, True, True))
 
 
+POSITIVE_CLASS_NOTE = (
+    "Two-class models: precision, recall, F1 and average precision of the positive class "
+    "(set with evaluate --positive-label; by default the rarer class of the test data)."
+)
+
+
+def positive_class_table(evaluations: list[dict]) -> Table | None:
+    """The positive class's scores of each two-class model, or None when the report has none
+    (evaluations written before the positive class was recorded have none)."""
+    rows = tuple(
+        (
+            ev["name"],
+            str(positive.get("label", "")),
+            str(positive.get("chosen") or DASH),
+            fmt_score(positive.get("precision")),
+            fmt_score(positive.get("recall")),
+            fmt_score(positive.get("f1")),
+            fmt_score(positive.get("average_precision")),
+            fmt_count(positive.get("support")),
+        )
+        for ev in evaluations
+        if isinstance(positive := ev.get("positive_class"), dict)
+    )
+    if not rows:
+        return None
+    header = ("model", "positive class", "chosen as", "precision", "recall", "F1", "AP", "support")
+    return Table(header, rows, (False, False, False, *[True] * 5))
+
+
 EARLY_EXIT_NOTE = (
     "A message leaves at the first layer whose prediction uncertainty (normalised entropy) is below the "
     "threshold; threshold 0 runs every layer. ms/msg is batched prediction time per message. "
