@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from textdistill.data.messages import DataSpec, load_messages, read_columns, require_two_classes
+from textdistill.console import stderr_console
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
 from textdistill.progress import set_quiet
@@ -23,7 +24,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
+console = stderr_console()
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 TextColumns = Annotated[
@@ -97,7 +98,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 def _report_skipped(messages) -> None:
     if messages.skipped:
-        console.print(f"[yellow]{messages.source}: {len(messages.skipped)} bad rows skipped[/]")
+        console.print(f"{messages.source}: {len(messages.skipped)} bad rows skipped", style="yellow")
         for skipped in messages.skipped[:5]:
             console.print(f"  row {skipped.row}, column {skipped.column!r}: {skipped.problem}")
 
@@ -754,7 +755,7 @@ def predict(
     counts = manifest["counts"]
     for file in counts["files"]:
         if file["skipped_rows"]:
-            console.print(f"[yellow]{file['path']}: {file['skipped_rows']} bad rows skipped[/]")
+            console.print(f"{file['path']}: {file['skipped_rows']} bad rows skipped", style="yellow")
     files = len(counts["files"])
     typer.echo(f"Predictions: {counts['n_messages']:,} messages from {files} file{'s' if files > 1 else ''} in {out}")
 
@@ -764,5 +765,5 @@ def main() -> None:
     try:
         app()
     except TextdistillError as error:
-        console.print(f"[bold red]Error:[/] {error}", highlight=False)
+        console.print(Text.assemble(("Error:", "bold red"), f" {error}"))
         sys.exit(2)

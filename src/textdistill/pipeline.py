@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.text import Text
 
+from textdistill.console import stderr_console
 from textdistill.data.messages import DataSpec, MessageSet, load_messages, require_two_classes
 from textdistill.data.split import train_validation_split
 from textdistill.distill.recipe import StudentSpec
@@ -40,7 +41,7 @@ from textdistill.training.recipes import train_baseline, train_teacher
 STAGE_ORDER = ("load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report")
 _REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "distill": "label", "evaluate": "load"}
 
-console = Console(stderr=True, soft_wrap=True)
+console = stderr_console()
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ class Pipeline:
             shutil.copyfile(self.config_path, self.state.run_dir / "config.toml")
         stages: dict[str, Callable[[], None]] = {name: getattr(self, f"stage_{name}") for name in STAGE_ORDER}
         for name in self.config.stages:
-            console.rule(f"[bold]{name}")
+            console.rule(Text(name, style="bold"))
             stages[name]()
         return self.state
 
@@ -234,8 +235,8 @@ class Pipeline:
         }
         _write_json(self.state.run_dir / "data" / "summary.json", summary)
         for name, info in summary.items():
-            note = f", [yellow]{info['skipped_rows']} bad rows skipped[/]" if info["skipped_rows"] else ""
-            console.print(f"{name}: {info['n_messages']} messages{note}")
+            note = (f", {info['skipped_rows']} bad rows skipped", "yellow") if info["skipped_rows"] else ""
+            console.print(Text.assemble(f"{name}: {info['n_messages']} messages", note))
 
     def stage_split(self) -> None:
         state = self.state
