@@ -16,6 +16,7 @@ Run directory layout::
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tomllib
 from collections import Counter
@@ -30,7 +31,7 @@ from textdistill.console import stderr_console
 from textdistill.data.messages import DataSpec, MessageSet, load_messages, require_two_classes
 from textdistill.data.split import train_validation_split
 from textdistill.distill.recipe import StudentSpec
-from textdistill.errors import TextdistillError
+from textdistill.errors import DataError, TextdistillError
 from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
 from textdistill.evaluate.report import build_report, collect_evaluations
 from textdistill.models.baseline import BaselineConfig
@@ -133,8 +134,10 @@ class RunConfig:
         compress = _strict(CompressConfig, raw.get("compress", {}))
         if "compress" in stages and not (compress.models or students):
             raise ValueError("stage 'compress' has nothing to compress: name models in [compress] models = [...] or add [[students]] tables")
+        spec = DataSpec.from_dict(data)
+        _check_label_columns(spec, data)
         return cls(
-            data=DataConfig(**files, validation_fraction=fraction, spec=DataSpec.from_dict(data)),
+            data=DataConfig(**files, validation_fraction=fraction, spec=spec),
             stages=stages,
             seed=int(run.get("seed", 0)),
             threshold_mode=run.get("threshold_mode", "global"),
@@ -163,6 +166,51 @@ def _students(tables: list[dict[str, Any]]) -> tuple[tuple[str, StudentSpec], ..
         except TextdistillError as exc:
             raise ValueError(f"[[students]] {name}: {exc}") from None
     return tuple(students)
+
+
+def _check_label_columns(spec: DataSpec, written: dict[str, Any]) -> None:
+    """One column cannot be both the single- and the multi-label column unless multi_label says which."""
+    if spec.multi_label is not None or spec.label_column != spec.labels_column:
+        return
+    column = spec.label_column
+    keys = [f"{key} = {column!r}" if key in written else f"{key} (by default {column!r})" for key in ("label_column", "labels_column")]
+    raise ValueError(
+        f"[data] {keys[0]} and {keys[1]} name the same column, so the label mode is unclear. "
+        f"Single-label data: label_column = {column!r} and no labels_column; multi-label data: labels_column = {column!r} and multi_label = true."
+    )
+
+
+# The data options' command-line flags, which data errors name in their hints, as [data] keys.
+_DATA_KEYS = {
+    "--text-column": "text_columns",
+    "--id-column": "id_column",
+    "--label-column": "label_column",
+    "--labels-column": "labels_column",
+    "--label-sep": "label_sep",
+    "--annotated-column": "annotated_column",
+    "--unannotated": "unannotated",
+    "--validation": "validation",
+    "--encoding": "encoding",
+    "--clean-email": "clean_email = true",
+    "--skip-bad-rows": "skip_bad_rows = true",
+    "--multi-label": "multi_label = true",
+    "--single-label": "multi_label = false",
+}
+
+
+def _in_config_terms(error: DataError, config_path: Path | None) -> DataError:
+    """``error`` with the flags in its hint replaced by the [data] keys a `run` user writes instead."""
+    if not error.hint:
+        return error
+
+    def key(match: re.Match) -> str:
+        name = _DATA_KEYS.get(match[2])
+        return match[0] if name is None else ("set " if match[1] else "") + f"[data] {name}"
+
+    hint, replaced = re.subn(r"(pass )?(--[a-z][a-z-]*)", key, error.hint)
+    if replaced and config_path is not None:
+        hint += f" (in {config_path})"
+    return DataError(error.problem, file=error.file, row=error.row, column=error.column, hint=hint)
 
 
 def _check_stages(stages: tuple[str, ...]) -> None:
@@ -204,7 +252,10 @@ class Pipeline:
         stages: dict[str, Callable[[], None]] = {name: getattr(self, f"stage_{name}") for name in STAGE_ORDER}
         for name in self.config.stages:
             console.rule(Text(name, style="bold"))
-            stages[name]()
+            try:
+                stages[name]()
+            except DataError as error:
+                raise _in_config_terms(error, self.config_path) from error
         return self.state
 
     # -- stages ----------------------------------------------------------------------------
