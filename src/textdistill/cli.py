@@ -11,6 +11,7 @@ import typer
 from rich.text import Text
 
 from textdistill.data.messages import DataSpec, load_messages, read_columns, require_two_classes
+from textdistill.compress import INT8_TOLERANCE
 from textdistill.console import stderr_console
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
@@ -521,11 +522,14 @@ def compress(
     out: Annotated[Path, typer.Option(help="Directory to save the compressed model in.")],
     onnx: Annotated[bool, typer.Option("--onnx", help="Export the whole model, head and softmax/sigmoid included, to ONNX (fp32).")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 weights (ONNX Runtime); implies --onnx.")] = False,
+    int8_tolerance: Annotated[
+        float, typer.Option(help="With --int8: the largest probability change on the probe texts the int8 copy may make; more is refused.")
+    ] = INT8_TOLERANCE,
 ) -> None:
     """Make a deployable copy of a model: an ONNX graph that predicts without torch, optionally with int8 weights.
 
-    The export is checked against the original on probe texts (probabilities within 1e-4)
-    before it is written. The result is an ordinary model directory: `evaluate` measures it,
+    The export is checked against the original on probe texts before it is written:
+    probabilities within 1e-4 for fp32, within --int8-tolerance for int8. The result is an ordinary model directory: `evaluate` measures it,
     the report puts it beside its source, `serve` serves it.
 
     Example: `textdistill compress models/student-static --onnx --out models/student-static-onnx`
@@ -536,7 +540,7 @@ def compress(
         raise TextdistillError("say what to make: --onnx (fp32 ONNX), --int8 (int8 ONNX), or both.")
     from textdistill.compress.convert import compress_model, probe_change
 
-    model = compress_model(model_dir, out, int8=int8)
+    model = compress_model(model_dir, out, int8=int8, int8_tolerance=int8_tolerance)
     typer.echo(f"Saved {model.precision} ONNX model to {out} (largest probability change on the probe texts: {probe_change(model):.2g})")
 
 

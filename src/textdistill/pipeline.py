@@ -27,6 +27,7 @@ from typing import Any
 
 from rich.text import Text
 
+from textdistill.compress import INT8_TOLERANCE
 from textdistill.console import stderr_console
 from textdistill.data.messages import DataSpec, MessageSet, load_messages, require_two_classes
 from textdistill.data.split import train_validation_split
@@ -78,6 +79,7 @@ class CompressConfig:
 
     models: tuple[str, ...] | list[str] = ()  # names under models/; empty: every [[students]] model
     precisions: tuple[str, ...] | list[str] = ("int8",)  # "fp32" -> models/NAME-onnx, "int8" -> models/NAME-int8
+    int8_tolerance: float = INT8_TOLERANCE  # largest probability change on the probe texts an int8 copy may make
 
     def __post_init__(self) -> None:
         unknown = set(self.precisions) - set(COMPRESSED_SUFFIX)
@@ -366,7 +368,7 @@ class Pipeline:
         for name in names:
             for precision in self.config.compress.precisions:
                 out = models / f"{name}-{COMPRESSED_SUFFIX[precision]}"
-                compressed = compress_model(models / name, out, int8=precision == "int8")
+                compressed = compress_model(models / name, out, int8=precision == "int8", int8_tolerance=self.config.compress.int8_tolerance)
                 console.print(f"{name}: {precision} ONNX saved to {out} (largest probability change on the probe texts: {probe_change(compressed):.2g})")
 
     def stage_evaluate(self) -> None:
