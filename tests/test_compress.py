@@ -29,6 +29,9 @@ ROWS = synthetic(120, seed=40)
 TEXTS = [t for t, _ in ROWS]
 # Hierarchical labels for the multi-label models: parents come with every child.
 MULTI = [(f"Intent > {label}", "Tone > polite") if i % 3 else (f"Intent > {label}",) for i, (_, label) in enumerate(ROWS)]
+# The random 32-wide BERT's int8 copy moves its probe probabilities by 0.01 to 0.07, as its random
+# head falls; tests about other things than the int8 tolerance allow that.
+TINY_BERT_INT8_TOLERANCE = 0.1
 ODD = ["", "   ", "\u2603 \u2603 zzzqqq", "refund " * 200, "Where is my parcel? It was due on Monday."]
 
 
@@ -113,7 +116,7 @@ def test_int8_is_a_smaller_ordinary_model_that_evaluate_measures(models, kind, t
     from textdistill.data.messages import MessageSet
 
     fp32 = compress_model(models[(kind, False)], tmp_path / "fp32")
-    int8 = compress_model(models[(kind, False)], tmp_path / "int8", int8=True)
+    int8 = compress_model(models[(kind, False)], tmp_path / "int8", int8=True, int8_tolerance=TINY_BERT_INT8_TOLERANCE)
     assert int8.precision == "int8" and int8.manifest.config["compression"]["int8_nodes"]
     int8_bytes, fp32_bytes = ((tmp_path / name / "model.onnx").stat().st_size for name in ("int8", "fp32"))
     # Weights shrink about 4x; in the 32-wide BERT the per-node scales and quantize nodes weigh too.
@@ -165,7 +168,7 @@ def test_static_and_onnx_models_predict_in_a_virtual_environment_without_torch(m
         directories[f"{kind}-onnx"] = tmp_path / f"{kind}-onnx"
         compress_model(models[(kind, True)], directories[f"{kind}-onnx"])
     directories["transformer-int8"] = tmp_path / "transformer-int8"
-    compress_model(models[("transformer", True)], directories["transformer-int8"], int8=True)
+    compress_model(models[("transformer", True)], directories["transformer-int8"], int8=True, int8_tolerance=TINY_BERT_INT8_TOLERANCE)
     texts = TEXTS[:20] + ODD
     expected = {name: load_model(d).predict_proba(texts) for name, d in directories.items()}
     labels = {name: load_model(d).predict(texts) for name, d in directories.items()}
@@ -277,3 +280,6 @@ def test_the_int8_tolerance_from_the_command_line_and_the_run_config(models, tmp
     raw = {"data": {"train": "t.csv", "test": "t.csv"}, "compress": {"models": ["static"], "int8_tolerance": 0.05}}
     assert RunConfig.from_dict(raw).compress.int8_tolerance == 0.05
     assert RunConfig.from_dict({"data": raw["data"]}).compress.int8_tolerance == 0.03
+    for bad in (0, "0.05", 1.5):
+        with pytest.raises(ValueError, match="int8_tolerance is a largest probability change"):
+            RunConfig.from_dict({**raw, "compress": {"int8_tolerance": bad}})

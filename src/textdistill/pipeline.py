@@ -85,6 +85,9 @@ class CompressConfig:
         unknown = set(self.precisions) - set(COMPRESSED_SUFFIX)
         if unknown or not self.precisions:
             raise ValueError(f"[compress] precisions must be a non-empty list of {list(COMPRESSED_SUFFIX)}, not {list(self.precisions)}")
+        # checked here, not hours later in the compress stage; also refuses NaN
+        if isinstance(self.int8_tolerance, bool) or not isinstance(self.int8_tolerance, int | float) or not 0 < self.int8_tolerance <= 1:
+            raise ValueError(f"[compress] int8_tolerance is a largest probability change, above 0 and at most 1, not {self.int8_tolerance!r}")
 
 
 @dataclass(frozen=True)
