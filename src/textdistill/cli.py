@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from textdistill.data.messages import DataSpec, load_messages, read_columns, require_two_classes
 from textdistill.compress import INT8_TOLERANCE
 from textdistill.console import stderr_console
+from textdistill.data.messages import DataSpec, load_messages, read_columns, require_two_classes
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
 from textdistill.progress import set_quiet
@@ -529,8 +529,9 @@ def compress(
     """Make a deployable copy of a model: an ONNX graph that predicts without torch, optionally with int8 weights.
 
     The export is checked against the original on probe texts before it is written:
-    probabilities within 1e-4 for fp32, within --int8-tolerance for int8. The result is an ordinary model directory: `evaluate` measures it,
-    the report puts it beside its source, `serve` serves it.
+    probabilities within 1e-4 for fp32, within --int8-tolerance for int8. The result is an
+    ordinary model directory: `evaluate` measures it, the report puts it beside its source,
+    `serve` serves it.
 
     Example: `textdistill compress models/student-static --onnx --out models/student-static-onnx`
 
