@@ -29,6 +29,9 @@ ROWS = synthetic(120, seed=40)
 TEXTS = [t for t, _ in ROWS]
 # Hierarchical labels for the multi-label models: parents come with every child.
 MULTI = [(f"Intent > {label}", "Tone > polite") if i % 3 else (f"Intent > {label}",) for i, (_, label) in enumerate(ROWS)]
+# The random 32-wide BERT's int8 copy moves its probe probabilities by 0.01 to 0.07, as its random
+# head falls; tests about other things than the int8 tolerance allow that.
+TINY_BERT_INT8_TOLERANCE = 0.1
 ODD = ["", "   ", "\u2603 \u2603 zzzqqq", "refund " * 200, "Where is my parcel? It was due on Monday."]
 
 
@@ -113,7 +116,7 @@ def test_int8_is_a_smaller_ordinary_model_that_evaluate_measures(models, kind, t
     from textdistill.data.messages import MessageSet
 
     fp32 = compress_model(models[(kind, False)], tmp_path / "fp32")
-    int8 = compress_model(models[(kind, False)], tmp_path / "int8", int8=True)
+    int8 = compress_model(models[(kind, False)], tmp_path / "int8", int8=True, int8_tolerance=TINY_BERT_INT8_TOLERANCE)
     assert int8.precision == "int8" and int8.manifest.config["compression"]["int8_nodes"]
     int8_bytes, fp32_bytes = ((tmp_path / name / "model.onnx").stat().st_size for name in ("int8", "fp32"))
     # Weights shrink about 4x; in the 32-wide BERT the per-node scales and quantize nodes weigh too.
@@ -165,7 +168,7 @@ def test_static_and_onnx_models_predict_in_a_virtual_environment_without_torch(m
         directories[f"{kind}-onnx"] = tmp_path / f"{kind}-onnx"
         compress_model(models[(kind, True)], directories[f"{kind}-onnx"])
     directories["transformer-int8"] = tmp_path / "transformer-int8"
-    compress_model(models[("transformer", True)], directories["transformer-int8"], int8=True)
+    compress_model(models[("transformer", True)], directories["transformer-int8"], int8=True, int8_tolerance=TINY_BERT_INT8_TOLERANCE)
     texts = TEXTS[:20] + ODD
     expected = {name: load_model(d).predict_proba(texts) for name, d in directories.items()}
     labels = {name: load_model(d).predict(texts) for name, d in directories.items()}
@@ -241,3 +244,42 @@ def test_an_exported_model_is_served_with_its_own_answers(models, tmp_path):
         assert httpx.get(f"{server.url}/model", timeout=5).json()["kind"] == "onnx"
     finally:
         server.stop()
+
+
+def test_the_int8_tolerance_is_a_setting_recorded_in_the_manifest_and_refuses_more_change(models, tmp_path):
+    from textdistill.compress import INT8_TOLERANCE
+
+    source = models[("bilstm", False)]
+    int8 = compress_model(source, tmp_path / "int8", int8=True)
+    compression = int8.manifest.config["compression"]
+    assert INT8_TOLERANCE == 0.03 and compression["int8_tolerance"] == INT8_TOLERANCE and compression["fp32_tolerance"] == 1e-4
+    change = compression["int8_max_abs_diff"]
+    assert 0 < change <= INT8_TOLERANCE
+    # a tolerance below the change it measures: refused, nothing written, and it says what to do
+    with pytest.raises(TextdistillError) as refused:
+        compress_model(source, tmp_path / "strict", int8=True, int8_tolerance=change / 2)
+    assert f"up to {change:.3g} on the probe texts, more than the int8 tolerance of {change / 2:g}" in str(refused.value)
+    assert "--int8-tolerance" in str(refused.value) and "--onnx without --int8" in str(refused.value)
+    assert not (tmp_path / "strict").exists()
+    loose = compress_model(source, tmp_path / "loose", int8=True, int8_tolerance=0.5)
+    assert loose.manifest.config["compression"]["int8_tolerance"] == 0.5
+    for bad in (0.0, -0.1, float("nan"), 2.0):
+        with pytest.raises(TextdistillError, match="int8 tolerance"):
+            compress_model(source, tmp_path / "bad", int8=True, int8_tolerance=bad)
+
+
+def test_the_int8_tolerance_from_the_command_line_and_the_run_config(models, tmp_path):
+    from textdistill.pipeline import RunConfig
+
+    refused = subprocess.run(
+        [sys.executable, "-m", "textdistill", "compress", models[("static", False)], "--int8", "--int8-tolerance", "1e-12", "--out", tmp_path / "x"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "more than the int8 tolerance of 1e-12" in refused.stderr and not (tmp_path / "x").exists()
+    raw = {"data": {"train": "t.csv", "test": "t.csv"}, "compress": {"models": ["static"], "int8_tolerance": 0.05}}
+    assert RunConfig.from_dict(raw).compress.int8_tolerance == 0.05
+    assert RunConfig.from_dict({"data": raw["data"]}).compress.int8_tolerance == 0.03
+    for bad in (0, "0.05", 1.5):
+        with pytest.raises(ValueError, match="int8_tolerance is a largest probability change"):
+            RunConfig.from_dict({**raw, "compress": {"int8_tolerance": bad}})

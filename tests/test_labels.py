@@ -1,6 +1,9 @@
 """Label spaces: single, multi-label and hierarchical."""
 
 import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from textdistill.data.labels import LabelSpace, ancestors, normalise, truncate
 
@@ -33,3 +36,53 @@ def test_flat_labels_are_not_hierarchical_and_round_trip_json():
     space = LabelSpace.from_label_sets([("b",), ("a",)], False)
     assert not space.hierarchical
     assert LabelSpace.from_json(space.to_json()) == space
+
+
+# -- predictions consistent with the hierarchy --------------------------------------------------
+SHIPPING = LabelSpace(("Billing", "Shipping", "Shipping > Damaged", "Shipping > Damaged > Box", "Shipping > Late"), True, " > ")
+
+
+def test_a_child_scoring_above_its_parent_is_predicted_with_it_and_the_parent_scores_at_least_as_high():
+    #                   Billing Shipping Damaged  Box    Late
+    proba = np.array([[0.10, 0.990, 0.992, 0.30, 0.20]])
+    thresholds = np.array([0.5, 0.995, 0.5, 0.5, 0.5])  # Shipping's own 0.990 is below its threshold
+    assert SHIPPING.predict(proba, thresholds) == [("Shipping", "Shipping > Damaged")]
+    scores = SHIPPING.confidences(proba[0])
+    assert scores["Shipping"] == scores["Shipping > Damaged"] == 0.992
+    assert scores["Shipping > Damaged > Box"] == 0.30 and scores["Billing"] == 0.10
+
+
+def test_a_grandchilds_probability_reaches_its_grandparent():
+    proba = np.array([[0.0, 0.1, 0.2, 0.7, 0.0]])
+    thresholds = np.array([0.5, 0.6, 0.9, 0.9, 0.5])
+    # Box (0.7) is below its threshold, but it makes Shipping at least 0.7 likely: above Shipping's 0.6
+    assert SHIPPING.predict(proba, thresholds) == [("Shipping",)]
+    assert SHIPPING.consistent(proba).tolist() == [[0.0, 0.7, 0.7, 0.7, 0.0]]
+
+
+def test_single_label_and_flat_probabilities_are_left_as_they_are():
+    single = LabelSpace(("A > x", "A > y", "B"), False, " > ")
+    proba = np.array([[0.5, 0.2, 0.3]])
+    assert single.predict(proba, None) == [("A > x",)] and single.consistent(proba) is proba
+    assert single.confidences(proba[0]) == pytest.approx({"A > x": 0.5, "A > y": 0.2, "B": 0.3, "A": 0.7})
+    flat = LabelSpace(("a", "b"), True)
+    assert flat.predict(np.array([[0.7, 0.2]]), np.array([0.5, 0.1])) == [("a", "b")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.floats(0, 1), min_size=5, max_size=5), min_size=1, max_size=6),
+    st.lists(st.floats(0.01, 0.99), min_size=5, max_size=5),
+)
+def test_predicted_sets_and_confidences_agree_with_the_hierarchy_and_the_thresholds(rows, thresholds):
+    proba, thresholds = np.array(rows), np.array(thresholds)
+    for labels, row in zip(SHIPPING.predict(proba, thresholds), proba):
+        scores = SHIPPING.confidences(row)
+        assert set(SHIPPING.closure(labels)) == set(labels)  # a child implies its parents
+        for label in SHIPPING.labels:
+            for parent in ancestors(label, " > "):
+                assert scores[parent] >= scores[label]
+            if label not in labels:
+                assert scores[label] < thresholds[SHIPPING.index(label)]
+            elif not any(other.startswith(label + " > ") for other in labels):
+                assert scores[label] >= thresholds[SHIPPING.index(label)]  # a predicted leaf is there by its own score

@@ -229,6 +229,9 @@ JSON = {"content-type": "application/json"}
 BAD_REQUESTS = {
     "not JSON": ({"content": b'{"messages": [', "headers": JSON}, 400, "invalid_json", "not valid JSON"),
     "not UTF-8": ({"content": b'{"messages": [{"id": 1, "text": "\xff\xfe"}]}', "headers": JSON}, 400, "invalid_json", "UTF-8"),
+    # valid UTF-8 JSON that Python's parser gives up on: the answer says why, not "send UTF-8"
+    "JSON nested 1,000 deep": ({"content": b'{"messages": ' + b"[" * 1000 + b"]" * 1000 + b"}", "headers": JSON}, 400, "json_too_deep", "nested too deep to parse"),
+    "an id of 4,301 digits": ({"content": b'{"messages": [{"id": ' + b"7" * 4301 + b', "text": "hi"}]}', "headers": JSON}, 400, "number_too_long", "a number with more than 4,300 digits"),
     "not sent as JSON": ({"content": json.dumps({"messages": [message()]}), "headers": {"content-type": "text/plain"}}, 415, "unsupported_media_type", "application/json"),
     "no body": ({"content": b"", "headers": JSON}, 422, "invalid_request", "body: required"),
     "a list, not an object": ({"json": [message()]}, 422, "invalid_request", "body: must be a JSON object"),

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
+from textdistill.compress import INT8_TOLERANCE
+from textdistill.console import stderr_console
 from textdistill.data.messages import DataSpec, MessageSet, fold_to, load_messages, read_columns, require_two_classes, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
@@ -23,7 +25,7 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True, soft_wrap=True)
+console = stderr_console()
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 TextColumns = Annotated[
@@ -111,9 +113,9 @@ def _report_skipped(messages: MessageSet, listing: Path | None = None) -> None:
     """Print the warnings of reading ``messages`` and its skipped rows: the first 5, and where
     all of them are listed (``listing``)."""
     for warning in messages.warnings:
-        console.print(f"[yellow]{messages.source}: {warning}[/]", highlight=False)
+        console.print(f"{messages.source}: {warning}", style="yellow")
     if messages.skipped:
-        console.print(f"[yellow]{messages.source}: {len(messages.skipped)} bad rows skipped[/]", highlight=False)
+        console.print(f"{messages.source}: {len(messages.skipped)} bad rows skipped", style="yellow")
         for skipped in messages.skipped[:5]:
             console.print(f"  row {skipped.row}, column {skipped.column!r}: {skipped.problem}", highlight=False)
         more = len(messages.skipped) - 5
@@ -574,12 +576,16 @@ def compress(
     out: Annotated[Path, typer.Option(help="Directory to save the compressed model in.")],
     onnx: Annotated[bool, typer.Option("--onnx", help="Export the whole model, head and softmax/sigmoid included, to ONNX (fp32).")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 weights (ONNX Runtime); implies --onnx.")] = False,
+    int8_tolerance: Annotated[
+        float, typer.Option(help="With --int8: the largest probability change on the probe texts the int8 copy may make; more is refused.")
+    ] = INT8_TOLERANCE,
 ) -> None:
     """Make a deployable copy of a model: an ONNX graph that predicts without torch, optionally with int8 weights.
 
-    The export is checked against the original on probe texts (probabilities within 1e-4)
-    before it is written. The result is an ordinary model directory: `evaluate` measures it,
-    the report puts it beside its source, `serve` serves it.
+    The export is checked against the original on probe texts before it is written:
+    probabilities within 1e-4 for fp32, within --int8-tolerance for int8. The result is an
+    ordinary model directory: `evaluate` measures it, the report puts it beside its source,
+    `serve` serves it.
 
     Example: `textdistill compress models/student-static --onnx --out models/student-static-onnx`
 
@@ -589,7 +595,7 @@ def compress(
         raise TextdistillError("say what to make: --onnx (fp32 ONNX), --int8 (int8 ONNX), or both.")
     from textdistill.compress.convert import compress_model, probe_change
 
-    model = compress_model(model_dir, out, int8=int8)
+    model = compress_model(model_dir, out, int8=int8, int8_tolerance=int8_tolerance)
     typer.echo(f"Saved {model.precision} ONNX model to {out} (largest probability change on the probe texts: {probe_change(model):.2g})")
 
 
@@ -840,5 +846,5 @@ def main() -> None:
     try:
         app()
     except TextdistillError as error:
-        console.print(f"[bold red]Error:[/] {error}", highlight=False)
+        console.print(Text.assemble(("Error:", "bold red"), f" {error}"))
         sys.exit(2)

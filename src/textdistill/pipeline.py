@@ -16,6 +16,7 @@ Run directory layout::
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tomllib
 from collections import Counter
@@ -24,12 +25,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.text import Text
 
+from textdistill.compress import INT8_TOLERANCE
+from textdistill.console import stderr_console
 from textdistill.data.messages import DataSpec, MessageSet, fold_to, load_messages, require_two_classes, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.distill.recipe import StudentSpec
-from textdistill.errors import TextdistillError
+from textdistill.errors import DataError, TextdistillError
 from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
 from textdistill.evaluate.report import build_report, collect_evaluations
 from textdistill.models.baseline import BaselineConfig
@@ -40,7 +43,7 @@ from textdistill.training.recipes import train_baseline, train_teacher
 STAGE_ORDER = ("load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report")
 _REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "distill": "label", "evaluate": "load"}
 
-console = Console(stderr=True, soft_wrap=True)
+console = stderr_console()
 
 
 @dataclass(frozen=True)
@@ -76,11 +79,15 @@ class CompressConfig:
 
     models: tuple[str, ...] | list[str] = ()  # names under models/; empty: every [[students]] model
     precisions: tuple[str, ...] | list[str] = ("int8",)  # "fp32" -> models/NAME-onnx, "int8" -> models/NAME-int8
+    int8_tolerance: float = INT8_TOLERANCE  # largest probability change on the probe texts an int8 copy may make
 
     def __post_init__(self) -> None:
         unknown = set(self.precisions) - set(COMPRESSED_SUFFIX)
         if unknown or not self.precisions:
             raise ValueError(f"[compress] precisions must be a non-empty list of {list(COMPRESSED_SUFFIX)}, not {list(self.precisions)}")
+        # checked here, not hours later in the compress stage; also refuses NaN
+        if isinstance(self.int8_tolerance, bool) or not isinstance(self.int8_tolerance, int | float) or not 0 < self.int8_tolerance <= 1:
+            raise ValueError(f"[compress] int8_tolerance is a largest probability change, above 0 and at most 1, not {self.int8_tolerance!r}")
 
 
 @dataclass(frozen=True)
@@ -135,8 +142,10 @@ class RunConfig:
         positive_label = evaluate.pop("positive_label", None)
         if "compress" in stages and not (compress.models or students):
             raise ValueError("stage 'compress' has nothing to compress: name models in [compress] models = [...] or add [[students]] tables")
+        spec = DataSpec.from_dict(data)
+        _check_label_columns(spec, data)
         return cls(
-            data=DataConfig(**files, validation_fraction=fraction, spec=DataSpec.from_dict(data)),
+            data=DataConfig(**files, validation_fraction=fraction, spec=spec),
             stages=stages,
             seed=int(run.get("seed", 0)),
             threshold_mode=run.get("threshold_mode", "global"),
@@ -166,6 +175,51 @@ def _students(tables: list[dict[str, Any]]) -> tuple[tuple[str, StudentSpec], ..
         except TextdistillError as exc:
             raise ValueError(f"[[students]] {name}: {exc}") from None
     return tuple(students)
+
+
+def _check_label_columns(spec: DataSpec, written: dict[str, Any]) -> None:
+    """One column cannot be both the single- and the multi-label column unless multi_label says which."""
+    if spec.multi_label is not None or spec.label_column != spec.labels_column:
+        return
+    column = spec.label_column
+    keys = [f"{key} = {column!r}" if key in written else f"{key} (by default {column!r})" for key in ("label_column", "labels_column")]
+    raise ValueError(
+        f"[data] {keys[0]} and {keys[1]} name the same column, so the label mode is unclear. "
+        f"Single-label data: label_column = {column!r} and no labels_column; multi-label data: labels_column = {column!r} and multi_label = true."
+    )
+
+
+# The data options' command-line flags, which data errors name in their hints, as [data] keys.
+_DATA_KEYS = {
+    "--text-column": "text_columns",
+    "--id-column": "id_column",
+    "--label-column": "label_column",
+    "--labels-column": "labels_column",
+    "--label-sep": "label_sep",
+    "--annotated-column": "annotated_column",
+    "--unannotated": "unannotated",
+    "--validation": "validation",
+    "--encoding": "encoding",
+    "--clean-email": "clean_email = true",
+    "--skip-bad-rows": "skip_bad_rows = true",
+    "--multi-label": "multi_label = true",
+    "--single-label": "multi_label = false",
+}
+
+
+def _in_config_terms(error: DataError, config_path: Path | None) -> DataError:
+    """``error`` with the flags in its hint replaced by the [data] keys a `run` user writes instead."""
+    if not error.hint:
+        return error
+
+    def key(match: re.Match) -> str:
+        name = _DATA_KEYS.get(match[2])
+        return match[0] if name is None else ("set " if match[1] else "") + f"[data] {name}"
+
+    hint, replaced = re.subn(r"(pass )?(--[a-z][a-z-]*)", key, error.hint)
+    if replaced and config_path is not None:
+        hint += f" (in {config_path})"
+    return DataError(error.problem, file=error.file, row=error.row, column=error.column, hint=hint)
 
 
 def _check_stages(stages: tuple[str, ...]) -> None:
@@ -206,8 +260,11 @@ class Pipeline:
             shutil.copyfile(self.config_path, self.state.run_dir / "config.toml")
         stages: dict[str, Callable[[], None]] = {name: getattr(self, f"stage_{name}") for name in STAGE_ORDER}
         for name in self.config.stages:
-            console.rule(f"[bold]{name}")
-            stages[name]()
+            console.rule(Text(name, style="bold"))
+            try:
+                stages[name]()
+            except DataError as error:
+                raise _in_config_terms(error, self.config_path) from error
         return self.state
 
     # -- stages ----------------------------------------------------------------------------
@@ -247,12 +304,12 @@ class Pipeline:
             write_skipped_rows(skipped, self.state.run_dir / "data" / "skipped_rows.csv")
         _write_json(self.state.run_dir / "data" / "summary.json", summary)
         for name, info in summary.items():
-            note = f", [yellow]{info['skipped_rows']} bad rows skipped[/]" if info["skipped_rows"] else ""
-            console.print(f"{name}: {info['n_messages']} messages{note}")
+            note = (f", {info['skipped_rows']} bad rows skipped", "yellow") if info["skipped_rows"] else ""
+            console.print(Text.assemble(f"{name}: {info['n_messages']} messages", note))
             for warning in info["warnings"]:
-                console.print(f"  [yellow]{warning}[/]", highlight=False)
+                console.print(f"  {warning}", style="yellow")
         if skipped:
-            console.print(f"  every skipped row is listed in {self.state.run_dir / 'data' / 'skipped_rows.csv'}", highlight=False)
+            console.print(f"  every skipped row is listed in {self.state.run_dir / 'data' / 'skipped_rows.csv'}")
 
     def stage_split(self) -> None:
         state = self.state
@@ -331,7 +388,7 @@ class Pipeline:
         for name in names:
             for precision in self.config.compress.precisions:
                 out = models / f"{name}-{COMPRESSED_SUFFIX[precision]}"
-                compressed = compress_model(models / name, out, int8=precision == "int8")
+                compressed = compress_model(models / name, out, int8=precision == "int8", int8_tolerance=self.config.compress.int8_tolerance)
                 console.print(f"{name}: {precision} ONNX saved to {out} (largest probability change on the probe texts: {probe_change(compressed):.2g})")
 
     def stage_evaluate(self) -> None:

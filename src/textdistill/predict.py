@@ -8,8 +8,9 @@ order:
 - ``id`` (string) and ``text`` (string: the text the model read, text columns joined and
   email cleaned as the model was trained);
 - ``labels`` (list<string>): the predicted label set, as ``TextClassifier.predict_label_sets``
-  gives it: single-label, the most probable label; multi-label, every label whose sigmoid
-  reaches its threshold, with its ancestors in a hierarchy;
+  gives it (:meth:`LabelSpace.predict`): single-label, the most probable label; multi-label,
+  every label whose sigmoid (raised to its highest descendant's in a hierarchy) reaches its
+  threshold, with its ancestors;
 - ``logits`` (list<float32>): one per label, in the manifest's ``labels`` order.
   Probabilities are their softmax (single-label) or per-label sigmoids (multi-label);
 - ``file`` (string): the input file, as given; ``row`` (int64): the message's 1-based data row
@@ -121,9 +122,8 @@ def label_sets_from_logits(logits: np.ndarray, model: Manifest) -> list[tuple[st
     """Predicted label sets by the rule of ``TextClassifier.predict_label_sets``, from logits
     and the model's manifest (so the process that writes needs no model loaded)."""
     space = model.label_space
-    if space.multi_label:
-        return space.decode(expit(logits.astype(np.float64)) >= np.asarray(model.thresholds))
-    return [(space.labels[j],) for j in logits.argmax(axis=1)]
+    # single-label: the argmax of the logits is that of their softmax
+    return space.predict(expit(logits.astype(np.float64)) if space.multi_label else logits, model.thresholds)
 
 
 def _written_chunks(out_dir: Path) -> dict[int, dict[int, dict[str, Any]]]:

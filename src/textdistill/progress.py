@@ -13,6 +13,8 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from textdistill.console import stderr_console
+
 T = TypeVar("T")
 
 LOG_EVERY_SECONDS = 30.0
@@ -36,12 +38,12 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         return
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    console = Console(stderr=True, soft_wrap=True)
+    console = stderr_console()
     if not console.is_terminal:
         yield from _logged(items, description, total, console)
         return
     columns = (
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),  # descriptions may name files
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),

@@ -1,9 +1,10 @@
 """``textdistill compress``: a trained model as an ONNX model directory, fp32 or int8.
 
 The exported graph is checked against the model it came from on a handful of probe texts
-before anything is written: fp32 probabilities must match within ``PARITY_TOLERANCE``. The
-difference is recorded in the manifest (``config.compression``), for int8 too, where it is
-expected to be larger and the accuracy change is for ``evaluate`` to measure.
+before anything is written: fp32 probabilities must match within ``PARITY_TOLERANCE``, int8 ones
+(expected to differ more) within ``int8_tolerance`` (default ``INT8_TOLERANCE``, 0.03). The
+largest differences and the tolerances are recorded in the manifest (``config.compression``);
+the accuracy change is for ``evaluate`` to measure.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textdistill.compress import INT8_TOLERANCE
 from textdistill.compress.export import OPSET, PROBE_TEXTS, export_graph
 from textdistill.compress.onnx_model import OnnxClassifier
 from textdistill.compress.quantize import quantize_int8
@@ -29,9 +31,12 @@ def probe_change(model: OnnxClassifier) -> float:
     return compression[f"{compression['precision']}_max_abs_diff"]
 
 
-def compress_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = False) -> OnnxClassifier:
-    """Export the model saved in ``model_dir`` to ONNX (int8 weights when ``int8``) into ``out_dir``."""
+def compress_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = False, int8_tolerance: float = INT8_TOLERANCE) -> OnnxClassifier:
+    """Export the model saved in ``model_dir`` to ONNX (int8 weights when ``int8``) into ``out_dir``;
+    refused when its probabilities on the probe texts move by more than the precision's tolerance."""
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    if not 0 < int8_tolerance <= 1:  # also refuses NaN
+        raise TextdistillError(f"the int8 tolerance is a largest probability change, above 0 and at most 1, not {int8_tolerance}.")
     model = load_model(model_dir)
     if out_dir.resolve() == model_dir.resolve():
         raise TextdistillError(f"--out {out_dir} is the model's own directory; write the compressed model somewhere else.")
@@ -48,14 +53,28 @@ def compress_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = F
                 f"the ONNX export of {model_dir} does not reproduce it: probabilities differ by up to {fp32_gap:.2e} "
                 f"(tolerance {PARITY_TOLERANCE:g}) on the probe texts. Nothing was written; please report this with the model's kind ({model.kind})."
             )
-        compression = {"source": str(model_dir.resolve()), "source_kind": model.kind, "precision": "fp32", "fp32_max_abs_diff": fp32_gap}
+        compression = {
+            "source": str(model_dir.resolve()),
+            "source_kind": model.kind,
+            "precision": "fp32",
+            "fp32_max_abs_diff": fp32_gap,
+            "fp32_tolerance": PARITY_TOLERANCE,
+        }
         compressed = fp32
         if int8:
             int8_graph = Path(tmp) / "int8.onnx"
             compression["int8_nodes"] = quantize_int8(fp32_graph, int8_graph)
             compressed = OnnxClassifier(int8_graph, featurizer, settings={**settings, "precision": "int8"}, n_params=model.n_params)
             compressed.label_space = model.label_space
-            compression.update(precision="int8", int8_max_abs_diff=float(np.abs(compressed.predict_proba(list(PROBE_TEXTS)) - expected).max()))
+            int8_gap = float(np.abs(compressed.predict_proba(list(PROBE_TEXTS)) - expected).max())
+            if int8_gap > int8_tolerance:
+                raise TextdistillError(
+                    f"the int8 copy of {model_dir} changes its probabilities by up to {int8_gap:.3g} on the probe texts, more than "
+                    f"the int8 tolerance of {int8_tolerance:g}. Nothing was written. Keep full precision (--onnx without --int8; "
+                    "precisions = [\"fp32\"] in [compress]), or accept the change with a higher --int8-tolerance "
+                    "([compress] int8_tolerance) and let evaluate measure what it costs."
+                )
+            compression.update(precision="int8", int8_max_abs_diff=int8_gap, int8_tolerance=int8_tolerance)
         compressed.thresholds, compressed.threshold_mode = model.thresholds, model.threshold_mode
         compressed.save(
             out_dir,

@@ -2,8 +2,9 @@
 
 A hierarchical label implies its ancestors. In multi-label data the ancestors become labels of
 their own (the ancestor closure), so a model predicts ``Billing`` as well as
-``Billing > Refund``. In single-label data a message has exactly one leaf path, and a parent's
-probability is the sum of its children's.
+``Billing > Refund``, and a parent's confidence is never below a descendant's (the model's own
+per-label sigmoids may put a child above its parent). In single-label data a message has exactly
+one leaf path, and a parent's probability is the sum of its children's.
 """
 
 from __future__ import annotations
@@ -116,6 +117,46 @@ class LabelSpace:
         return [
             self.closure(self.labels[j] for j in np.flatnonzero(row)) for row in np.asarray(indicators)
         ]
+
+    def consistent(self, proba: np.ndarray) -> np.ndarray:
+        """Multi-label hierarchical probabilities (n, L) with each label's raised to the highest of
+        its descendants' (a message is ``Shipping`` at least as surely as ``Shipping > Damaged``);
+        anything else as it is."""
+        proba = np.asarray(proba)
+        if not (self.multi_label and self.hierarchy_sep):
+            return proba
+        raised = proba.copy()
+        # deepest labels first, each into its parent: a grandparent then sees its grandchildren too
+        for label in sorted(self.labels, key=lambda label: -len(split_path(label, self.hierarchy_sep))):
+            parents = ancestors(label, self.hierarchy_sep)
+            if parents and parents[-1] in self._index:
+                parent, child = self._index[parents[-1]], self._index[label]
+                np.maximum(raised[:, parent], raised[:, child], out=raised[:, parent])
+        return raised
+
+    def predict(self, proba: np.ndarray, thresholds: np.ndarray | None) -> list[tuple[str, ...]]:
+        """Predicted label sets from probabilities (n, L): the one rule of every model and command.
+
+        Single-label: the most probable label. Multi-label: every label whose :meth:`consistent`
+        probability reaches its threshold, with its ancestors; so a predicted child always comes
+        with its parent, and a label left out scores below its threshold.
+        """
+        proba = np.asarray(proba)
+        if not self.multi_label:
+            return [(self.labels[j],) for j in proba.argmax(axis=1)]
+        return self.decode(self.consistent(proba) >= np.asarray(thresholds))
+
+    def confidences(self, proba_row: np.ndarray) -> dict[str, float]:
+        """Each label's confidence for one message, consistent with the hierarchy: in single-label
+        hierarchies a parent's is the sum of its children's (it is not a label of its own), in
+        multi-label ones the :meth:`consistent` probability (at least its highest descendant's)."""
+        row = np.asarray(proba_row, dtype=np.float64)
+        scores = {label: float(p) for label, p in zip(self.labels, self.consistent(row[None, :])[0])}
+        if self.hierarchy_sep and not self.multi_label:
+            for label, p in zip(self.labels, row):
+                for parent in ancestors(label, self.hierarchy_sep):
+                    scores[parent] = scores.get(parent, 0.0) + float(p)
+        return scores
 
     def at_level(self, labels: Iterable[str], level: int) -> tuple[str, ...]:
         """The labels' ancestors at depth ``level``; labels shallower than that have none."""

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from textdistill.data.labels import LabelSpace, ancestors
+from textdistill.data.labels import LabelSpace
 from textdistill.errors import TextdistillError
 from textdistill.models.manifest import Manifest
 from textdistill.models.thresholds import ThresholdMode, tune_thresholds
@@ -100,7 +100,8 @@ class TextClassifier(ABC):
         if validation is not None and len(validation[0]):
             proba = self.predict_proba(list(validation[0]))
             y = self.label_space.encode(validation[1])
-            self.thresholds = tune_thresholds(y, proba, threshold_mode)
+            # on the probabilities that predict_label_sets thresholds, so tuning sees the real rule
+            self.thresholds = tune_thresholds(y, self.label_space.consistent(proba), threshold_mode)
 
     @abstractmethod
     def _fit(
@@ -121,12 +122,10 @@ class TextClassifier(ABC):
         """(n, L) probabilities: softmax rows for single-label, per-label sigmoids for multi-label."""
 
     def predict_label_sets(self, texts: Sequence[str], proba: np.ndarray | None = None) -> list[tuple[str, ...]]:
-        """Predicted label sets; for multi-label, thresholds applied and ancestors included."""
-        space = self._space()
+        """Predicted label sets by :meth:`LabelSpace.predict`: for multi-label, thresholds applied to
+        hierarchy-consistent probabilities and ancestors included (a child implies its parent)."""
         proba = self.predict_proba(texts) if proba is None else proba
-        if space.multi_label:
-            return space.decode(proba >= self.thresholds)
-        return [(space.labels[j],) for j in proba.argmax(axis=1)]
+        return self._space().predict(proba, self.thresholds)
 
     def predict(self, texts: Sequence[str]) -> list[str] | list[list[str]]:
         """Labels: one string per message (single-label) or a list per message (multi-label)."""
@@ -136,15 +135,9 @@ class TextClassifier(ABC):
         return [s[0] for s in sets]
 
     def label_confidences(self, proba_row: np.ndarray) -> dict[str, float]:
-        """Each label's confidence for one message. In single-label hierarchies a parent's
-        confidence is the probability of it or any descendant."""
-        space = self._space()
-        scores = {label: float(p) for label, p in zip(space.labels, proba_row)}
-        if space.hierarchical and not space.multi_label:
-            for label, p in zip(space.labels, proba_row):
-                for parent in ancestors(label, space.hierarchy_sep):
-                    scores[parent] = scores.get(parent, 0.0) + float(p)
-        return scores
+        """Each label's confidence for one message, by :meth:`LabelSpace.confidences`: a parent's is
+        never below its children's (single-label: their sum; multi-label: at least their highest)."""
+        return self._space().confidences(proba_row)
 
     # -- size ------------------------------------------------------------------------------
     @property

@@ -40,7 +40,7 @@ from textdistill.serve.settings import ServeSettings
 
 WARM_UP_TEXT = "Hello, where is my order?"
 _ERRORS = {
-    400: {"model": ErrorBody, "description": "The body is not valid JSON."},
+    400: {"model": ErrorBody, "description": "The body is not valid UTF-8 JSON, is nested too deep, or holds a number too long to parse."},
     413: {"model": ErrorBody, "description": "Too many messages, a text over max_text_chars (oversize = reject), or a body over max_request_bytes."},
     415: {"model": ErrorBody, "description": "The body is not sent as application/json."},
     422: {"model": ErrorBody, "description": "Missing or unknown fields, wrong types, an empty list, an empty or whitespace-only text, or duplicate ids."},

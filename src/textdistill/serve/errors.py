@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,13 +91,33 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, HTTPException)
+    if error.status_code == 400:
+        # FastAPI's "There was an error parsing the body", raised from what the JSON parser raised
+        return error_response(400, *_unparsable_body(error.__cause__))
     code = _HTTP_CODES.get(error.status_code, "http_error")
     message = {
         404: f"no such endpoint: {request.method} {request.url.path}. The endpoints are POST /predict, GET /health, GET /model and GET /docs.",
         405: f"{request.method} is not allowed on {request.url.path}. {DOCS_HINT}",
-        400: "the request body could not be parsed: send it as UTF-8 encoded JSON.",
     }.get(error.status_code, str(error.detail))
     return error_response(error.status_code, code, message, headers=getattr(error, "headers", None))
+
+
+def _unparsable_body(cause: BaseException | None) -> tuple[str, str]:
+    """The error code and message for a body that Python's JSON parser gave up on, by why."""
+    if isinstance(cause, RecursionError):
+        return "json_too_deep", (
+            f"the request body is JSON nested too deep to parse (the limit is about {sys.getrecursionlimit():,} levels). "
+            f"A request is {{\"messages\": [{{\"id\": ..., \"text\": ...}}]}}. {DOCS_HINT}"
+        )
+    if isinstance(cause, ValueError) and "integer string conversion" in str(cause):
+        return "number_too_long", (
+            f"the request body holds a number with more than {sys.get_int_max_str_digits():,} digits, the most that is parsed. "
+            "Send long ids as strings."
+        )
+    if isinstance(cause, UnicodeDecodeError):
+        return "invalid_json", f"the request body is not UTF-8 ({cause.reason} at byte {cause.start}): send it as UTF-8 encoded JSON."
+    reason = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+    return "invalid_json", f"the request body could not be parsed as JSON{reason}. {DOCS_HINT}"
 
 
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:

@@ -24,7 +24,8 @@ class Prediction:
 
 class Predictor:
     """Wraps a loaded model: predicted labels with thresholds applied and hierarchy parents
-    included, and per-label confidences (a single-label parent's is the sum of its children's)."""
+    included, and per-label confidences, never lower for a parent than for its children (single-label:
+    their sum; multi-label: at least the highest, see :meth:`LabelSpace.confidences`)."""
 
     def __init__(self, model: TextClassifier) -> None:
         self.model = model

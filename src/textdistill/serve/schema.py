@@ -58,7 +58,7 @@ class MessagePrediction(BaseModel):
     labels: list[str] = Field(
         description="Predicted labels, thresholds applied; hierarchical labels come with their parents (`Billing`, `Billing > Refund`)."
     )
-    confidences: dict[str, float] = Field(description="Confidence of each predicted label.")
+    confidences: dict[str, float] = Field(description="Confidence of each predicted label; a parent's is never below its children's.")
     truncated: bool = Field(description="True when the text was cut to the service's max_text_chars before predicting.")
     scores: dict[str, float] | None = Field(
         default=None, description="Every label's confidence (parents included); only with `?scores=true`."

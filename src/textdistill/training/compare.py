@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich.console import Console
 from rich.panel import Panel
 
+from textdistill.console import stderr_console
 from textdistill.models.baseline import TfidfBaseline
 from textdistill.training.finetune import validation_score
 
-console = Console(stderr=True, soft_wrap=True)
+console = stderr_console()
 
 
 def compare_with_baseline(

@@ -22,17 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
+from textdistill.console import stderr_console
 from textdistill.models.manifest import data_fingerprint
 from textdistill.models.thresholds import tune_thresholds
 from textdistill.progress import track
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.probe import fit_linear_probe
 
-console = Console(stderr=True, soft_wrap=True)
+console = stderr_console()
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 MEGA_BATCHES = 50  # batches whose messages are sorted by length together (less padding)
@@ -238,7 +238,7 @@ class FineTuner:
             return None
         meta = json.loads((self.checkpoint_dir / META_FILE).read_text(encoding="utf-8"))
         if meta != self._fingerprint(model, texts, label_sets):
-            console.print(f"[yellow]ignoring the checkpoint in {self.checkpoint_dir}: it is from a different run (other data or settings)[/]")
+            console.print(f"ignoring the checkpoint in {self.checkpoint_dir}: it is from a different run (other data or settings)", style="yellow")
             return None
         # Our own checkpoint: tensors and plain containers only, loaded without unpickling code.
         return torch.load(self.checkpoint_dir / STATE_FILE, weights_only=True)
