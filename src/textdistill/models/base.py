@@ -227,7 +227,8 @@ def known_kinds() -> list[str]:
 
 
 def load_model(directory: str | Path) -> TextClassifier:
-    """Load any saved textdistill model; its manifest says which kind it is."""
+    """Load any saved textdistill model; its manifest says which kind it is. A directory that
+    is not a whole, undamaged saved model is a :class:`ModelError` naming the file at fault."""
     directory = Path(directory)
     path = directory / MANIFEST_FILE
     if not path.is_file():
