@@ -161,7 +161,7 @@ CASES = [
     ("truncated tokenizer", ["transformer"], lambda d, k: _truncate(d / "encoder" / "tokenizer.json"), False, lambda k: "encoder", "cannot be read"),
 ]
 MANIFEST_CASES = [
-    ("manifest a JSON array", lambda m: [m], "holds a JSON array, not the object"),
+    ("manifest a JSON array", lambda m: [m], "holds an array, not the JSON object"),
     ("kind a list", lambda m: {**m, "kind": [m["kind"]]}, "kind = .* must be a string"),
     ("missing labels", lambda m: _without(m, "labels"), "lacks the field.*labels"),
     ("format_version a string", lambda m: {**m, "format_version": "1"}, "format_version '1'.*whole number"),

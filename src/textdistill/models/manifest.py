@@ -117,7 +117,7 @@ class Manifest:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ModelError(f"is not valid JSON ({exc}): the model directory is damaged.", file=path) from None
         if not isinstance(data, dict):
-            raise ModelError(f"holds a JSON {_JSON_TYPES.get(type(data), 'value')}, not the object a manifest is.", file=path)
+            raise ModelError(f"holds {_JSON_NAMES[type(data)]}, not the JSON object a manifest is.", file=path)
         version = data.get("format_version", 0)
         if type(version) is not int:
             raise ModelError(f"has format_version {version!r}; it must be a whole number.", file=path)
@@ -141,7 +141,7 @@ class Manifest:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "true or false", type(None): "null"}
+_JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a whole number", float: "a number", bool: "true or false", type(None): "null"}
 
 
 def file_sha256(path: Path) -> str:
@@ -176,7 +176,7 @@ def _check_fields(data: dict[str, Any], path: Path) -> None:
         raise ModelError(f"lacks the field(s) {', '.join(missing)} that every saved model's manifest has.", file=path)
     for name, types in (*required.items(), *optional.items()):
         if name in data and not _is(data[name], *types):
-            expected = " or ".join("null" if t is type(None) else {"str": "a string", "list": "a list", "dict": "an object", "bool": "true or false", "int": "a whole number"}[t.__name__] for t in types)
+            expected = " or ".join(_JSON_NAMES[t] for t in types)
             raise ModelError(f"has {name} = {json.dumps(data[name])[:100]}; it must be {expected}.", file=path)
     labels = data["labels"]
     if not labels or not all(_is(label, str) for label in labels) or len(set(labels)) != len(labels):
