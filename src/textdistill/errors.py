@@ -43,3 +43,25 @@ class DataError(TextdistillError):
         if self.hint:
             text += f"\n  What to do: {self.hint}"
         return text
+
+
+REBUILD_HINT = "copy the model directory again from where it came from, or train (or compress) it again."
+
+
+class ModelError(TextdistillError):
+    """A saved model that cannot be loaded as written: the file, what is wrong, what to do."""
+
+    def __init__(self, problem: str, *, file: str | Path, hint: str | None = REBUILD_HINT) -> None:
+        self.problem = problem
+        self.file = str(file)
+        self.hint = hint
+        super().__init__(self._format())
+
+    def __str__(self) -> str:
+        return self._format()
+
+    def _format(self) -> str:
+        text = f"{self.file}: {self.problem}"
+        if self.hint:
+            text += f"\n  What to do: {self.hint}"
+        return text

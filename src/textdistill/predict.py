@@ -131,7 +131,7 @@ def _written_chunks(out_dir: Path) -> dict[int, dict[int, dict[str, Any]]]:
     written: dict[int, dict[int, dict[str, Any]]] = {}
     for key in shards.written_shards(out_dir):
         if len(key) == 2:
-            written.setdefault(key[0], {})[key[1]] = shards.shard_stats(shards.shard_path(out_dir, key))
+            written.setdefault(key[0], {})[key[1]] = shards.shard_stats(shards.shard_path(out_dir, key), COMMAND)
     return written
 
 

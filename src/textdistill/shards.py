@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from textdistill.errors import TextdistillError
+from textdistill.errors import DataError, TextdistillError
 
 MANIFEST_FILE = "manifest.json"
 SHARDS_DIR = "shards"
@@ -152,9 +152,26 @@ def write_shard(path: Path, arrays: dict[str, pa.Array], stats: dict[str, Any]) 
     replace_atomically(path, lambda p: pq.write_table(table, p))
 
 
-def shard_stats(path: Path) -> dict[str, Any]:
-    """The counts recorded with a shard (without reading its rows)."""
-    return json.loads(pq.read_schema(path).metadata[_META_KEY])
+# What a damaged Parquet file makes pyarrow (and reading its metadata) raise.
+_UNREADABLE = (pa.ArrowException, OSError, ValueError, KeyError, TypeError)
+
+
+def damaged_shard(path: Path, error: Exception, command: str | None) -> DataError:
+    """The error for a shard that cannot be read: which one, and that a rerun rewrites it."""
+    rerun = f"run `{command}` again" if command else "run the command that wrote it again"
+    return DataError(
+        f"cannot be read ({type(error).__name__}: {error}); the shard is damaged or cut short.",
+        file=path,
+        hint=f"delete {path} and {rerun} with the same arguments: it writes that shard again and keeps the others.",
+    )
+
+
+def shard_stats(path: Path, command: str | None = None) -> dict[str, Any]:
+    """The counts recorded with a shard (without reading its rows); ``command`` wrote it."""
+    try:
+        return json.loads(pq.read_schema(path).metadata[_META_KEY])
+    except _UNREADABLE as exc:
+        raise damaged_shard(path, exc, command) from None
 
 
 def read_finished(out_dir: Path, format_version: int, what: str, command: str) -> tuple[dict[str, Any], pa.Table]:
@@ -186,4 +203,11 @@ def read_shards(out_dir: Path, keys: Iterable[ShardKey], what: str, command: str
             f"the {what} in {out_dir} lacks shard(s) {', '.join(missing[:5])}. "
             f"What to do: rerun `{command}` with the same arguments to rewrite them."
         )
-    return pa.concat_tables([pq.read_table(p) for p in paths])
+    return pa.concat_tables([_read_shard(p, command) for p in paths])
+
+
+def _read_shard(path: Path, command: str) -> pa.Table:
+    try:
+        return pq.read_table(path)
+    except _UNREADABLE as exc:
+        raise damaged_shard(path, exc, command) from None

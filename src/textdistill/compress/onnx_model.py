@@ -21,13 +21,15 @@ from typing import Any, Self
 import numpy as np
 
 from textdistill.compress.features import Featurizer, load_featurizer
-from textdistill.errors import TextdistillError
-from textdistill.models.base import TextClassifier, register_model
+from textdistill.errors import ModelError, TextdistillError
+from textdistill.models.base import MANIFEST_FILE, TextClassifier, register_model
 from textdistill.models.manifest import Manifest
+from textdistill.persistence import require_file
 from textdistill.threads import thread_limit
 
 GRAPH_FILE = "model.onnx"
 OUTPUTS = ("logits", "probabilities")
+_PROBE_TEXTS = ("", "Hello, where is my order?")  # run at load: an empty message and a short one
 
 
 def _import_onnxruntime():
@@ -106,7 +108,35 @@ class OnnxClassifier(TextClassifier):
     @classmethod
     def _load_weights(cls, directory: Path, manifest: Manifest) -> Self:
         settings = manifest.config.get("onnx")
-        if not settings or not (directory / GRAPH_FILE).is_file():
-            raise TextdistillError(f"{directory} is not a complete ONNX model: it needs {GRAPH_FILE} and config.onnx in its manifest.")
+        if not isinstance(settings, dict) or not isinstance(settings.get("features"), dict):
+            raise ModelError("has no config.onnx.features, which an ONNX model's manifest holds.", file=directory / MANIFEST_FILE)
         featurizer = load_featurizer(directory, settings["features"])
-        return cls(directory / GRAPH_FILE, featurizer, settings=settings, n_params=manifest.n_params)
+        model = cls(require_file(directory / GRAPH_FILE), featurizer, settings=settings, n_params=manifest.n_params)
+        model.label_space = manifest.label_space  # the probe run needs it; load() sets it again
+        model._check_graph()
+        return model
+
+    def _check_graph(self) -> None:
+        """Start the session and run two probe messages now, so that a graph ONNX Runtime
+        refuses, one whose inputs and outputs are not this model's, or one that fails on its
+        inputs is found at load time rather than at the first prediction."""
+        try:
+            session = self.session()
+        except TextdistillError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own error types
+            raise ModelError(f"is not a graph ONNX Runtime can run ({type(exc).__name__}: {exc}).", file=self.graph) from None
+        n_labels = len(self._space())
+        inputs = [i.name for i in session.get_inputs()]
+        outputs = {o.name: o.shape for o in session.get_outputs()}
+        widths = {shape[-1] for name, shape in outputs.items() if name in OUTPUTS and shape}
+        if inputs != list(self.featurizer.input_names) or set(OUTPUTS) - set(outputs) or any(isinstance(w, int) and w != n_labels for w in widths):
+            raise ModelError(
+                f"takes {inputs} and gives {outputs}; this model needs inputs {list(self.featurizer.input_names)} "
+                f"and outputs {list(OUTPUTS)} of {n_labels} labels: the graph does not belong to this model.",
+                file=self.graph,
+            )
+        try:
+            self._run(_PROBE_TEXTS, "probabilities")
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises its own error types
+            raise ModelError(f"fails on the probe messages {list(_PROBE_TEXTS)} ({type(exc).__name__}: {exc}).", file=self.graph) from None

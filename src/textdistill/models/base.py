@@ -2,13 +2,15 @@
 
 A saved model is a directory holding ``manifest.json`` (what it is, its labels, thresholds,
 config, training data hash, package versions, metrics) and weights as safetensors. Nothing is
-pickled, so loading a model from someone else cannot run code.
+pickled, so loading a model from someone else cannot run code. The manifest also records the
+sha256 of each file the model wrote and of its own fields, so a file cut short or changed by a
+single byte is refused with a :class:`~textdistill.errors.ModelError` naming it, never loaded as
+a different model.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from textdistill.data.labels import LabelSpace
-from textdistill.errors import TextdistillError
+from textdistill.errors import ModelError, TextdistillError
 from textdistill.models.manifest import Manifest
 from textdistill.models.thresholds import ThresholdMode, tune_thresholds
 
@@ -158,7 +160,10 @@ class TextClassifier(ABC):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         space = self._space()
+        before = _file_states(directory)
         self._save_weights(directory)
+        written = [name for name, state in _file_states(directory).items() if before.get(name) != state]
+        previous = self.manifest
         self.manifest = Manifest.create(
             kind=self.kind,
             label_space=space,
@@ -167,16 +172,29 @@ class TextClassifier(ABC):
             config=config,
             training_data=training_data,
             n_params=self.n_params,
-            metrics=metrics if metrics is not None else (self.manifest.metrics if self.manifest else None),
+            metrics=metrics if metrics is not None else (previous.metrics if previous else None),
         )
+        self.manifest.seal(directory, sorted({*written, *_kept_files(previous, directory, written)}))
         self.manifest.write(directory / MANIFEST_FILE)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
+        """The model saved in ``directory``; a :class:`ModelError` naming the file when any part
+        of it is missing, damaged or does not fit the rest."""
         directory = Path(directory)
         manifest = Manifest.read(directory / MANIFEST_FILE)
-        model = cls._load_weights(directory, manifest)
+        manifest.verify_files(directory)
+        try:
+            model = cls._load_weights(directory, manifest)
+        except ModelError:
+            raise
+        except TextdistillError as exc:
+            raise ModelError(str(exc), file=directory) from exc
+        except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes a reader raise
+            # Each kind checks what it can name precisely; this catches what its readers
+            # (safetensors, JSON, torch, tokenizers, ONNX Runtime) find first.
+            raise ModelError(f"cannot be loaded as a {manifest.kind} model ({type(exc).__name__}: {exc}).", file=directory) from exc
         model.manifest = manifest
         model.label_space = manifest.label_space
         model.thresholds = None if manifest.thresholds is None else np.asarray(manifest.thresholds)
@@ -196,21 +214,45 @@ class TextClassifier(ABC):
         return self.label_space
 
 
+def known_kinds() -> list[str]:
+    """The model kinds this textdistill loads: the built-in ones and any registered since."""
+    return sorted({*_BUILT_IN, *_REGISTRY})
+
+
 def load_model(directory: str | Path) -> TextClassifier:
-    """Load any saved textdistill model; its manifest says which kind it is."""
+    """Load any saved textdistill model; its manifest says which kind it is. A directory that
+    is not a whole, undamaged saved model is a :class:`ModelError` naming the file at fault."""
     directory = Path(directory)
     path = directory / MANIFEST_FILE
     if not path.is_file():
-        raise TextdistillError(
-            f"{directory} is not a saved textdistill model: it has no {MANIFEST_FILE}. "
-            "Point to the directory that `textdistill baseline --out` (or another training command) wrote."
+        raise ModelError(
+            f"is not a saved textdistill model: it has no {MANIFEST_FILE}.",
+            file=directory,
+            hint="point to the directory that `textdistill baseline --out` (or another training command) wrote.",
         )
-    kind = json.loads(path.read_text(encoding="utf-8")).get("kind")
+    kind = Manifest.read(path).kind
     if kind in _BUILT_IN and kind not in _REGISTRY:
         importlib.import_module(_BUILT_IN[kind])
     if kind not in _REGISTRY:
-        raise TextdistillError(
-            f"{path} names model kind {kind!r}, which this textdistill does not know "
-            f"(known: {', '.join(sorted(_REGISTRY))}). Upgrade textdistill or install the extra that provides it."
+        raise ModelError(
+            f"names model kind {kind!r}, which this textdistill does not know (known: {', '.join(known_kinds())}).",
+            file=path,
+            hint="upgrade textdistill, or install the extra that provides this kind.",
         )
     return _REGISTRY[kind].load(directory)
+
+
+def _file_states(directory: Path) -> dict[str, tuple[int, int, int]]:
+    """(inode, size, modification time) of each file under ``directory`` but the manifest."""
+    return {
+        path.relative_to(directory).as_posix(): (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        for path in directory.rglob("*")
+        if path.is_file() and path.name != MANIFEST_FILE and not path.name.endswith(".tmp") and (stat := path.stat())
+    }
+
+
+def _kept_files(previous: Manifest | None, directory: Path, written: list[str]) -> list[str]:
+    """Files a model saved in place left as they were (an ONNX graph is not copied onto
+    itself) but its previous manifest listed: they still belong to the model."""
+    listed = (previous.checksums or {}).get("files", {}) if previous else {}
+    return [name for name in listed if name not in written and (directory / name).is_file()]

@@ -22,7 +22,8 @@ from sklearn.linear_model import LogisticRegression
 
 from textdistill.models.base import TextClassifier, register_model
 from textdistill.models.manifest import Manifest
-from textdistill.persistence import load_arrays, save_arrays
+from textdistill.errors import ModelError
+from textdistill.persistence import check_shapes, load_model_arrays, require_file, save_arrays
 from textdistill.progress import track
 
 WEIGHTS_FILE = "weights.safetensors"
@@ -140,10 +141,30 @@ class TfidfBaseline(TextClassifier):
     @classmethod
     def _load_weights(cls, directory: Path, manifest: Manifest) -> Self:
         model = cls(BaselineConfig.from_dict(manifest.config.get("baseline", {})))
-        tensors = load_arrays(directory / WEIGHTS_FILE)
-        vocabularies = json.loads((directory / VOCABULARY_FILE).read_text(encoding="utf-8"))
+        path = require_file(directory / VOCABULARY_FILE)
+        try:
+            vocabularies = json.loads(path.read_bytes().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelError(f"is not valid JSON ({exc}): it is damaged or cut short.", file=path) from None
+        if not (
+            isinstance(vocabularies, dict)
+            and all(isinstance(vocabularies.get(name), list) and all(isinstance(t, str) for t in vocabularies[name]) for name in model._vectorizers)
+        ):
+            raise ModelError(f"must map {' and '.join(model._vectorizers)} to lists of terms: it does not belong to this model.", file=path)
+        sizes = {name: len(vocabularies[name]) for name in model._vectorizers}
+        tensors = load_model_arrays(directory / WEIGHTS_FILE)
+        n_labels = len(manifest.labels)
+        if n_labels == 2 and not manifest.multi_label and getattr(tensors.get("weights"), "shape", (0, 0))[1:] == (1,):
+            n_labels = 1  # saved before two-class baselines kept a column per class (binary coef_)
+        check_shapes(
+            directory / WEIGHTS_FILE,
+            tensors,
+            {"weights": (sum(sizes.values()), n_labels), "bias": (n_labels,), **{f"{name}_idf": (size,) for name, size in sizes.items()}},
+        )
         for name, vectorizer in model._vectorizers.items():
             vectorizer.vocabulary_ = {term: i for i, term in enumerate(vocabularies[name])}
+            if len(vectorizer.vocabulary_) != sizes[name]:
+                raise ModelError(f"lists a {name} term twice: it is damaged.", file=path)
             vectorizer.idf_ = tensors[f"{name}_idf"]
         weights, bias = tensors["weights"], tensors["bias"]
         if weights.shape[1] == 1 and len(manifest.label_space) == 2 and not manifest.label_space.multi_label:

@@ -18,15 +18,17 @@ from typing import Self
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from textdistill.errors import ModelError
 from textdistill.models.base import TextClassifier, register_model
 from textdistill.models.encoder_config import EncoderConfig
 from textdistill.models.manifest import Manifest
 from textdistill.models.resolve import resolve_model
+from textdistill.persistence import check_shapes, load_model_arrays
 from textdistill.students.tokens import head_tail_ids
 from textdistill.training.arguments import TrainingArguments
 from textdistill.tuning import TuningMethod, count_parameters, parse_method, prepare_encoder
@@ -36,6 +38,22 @@ from textdistill.tuning.lora import merge_lora
 ENCODER_DIR = "encoder"
 HEAD_FILE = "head.safetensors"
 ADAPTERS_FILE = "adapters.safetensors"
+
+
+def check_encoder_dir(directory: Path) -> Path:
+    """``directory`` when it holds a saved encoder (config, weights, tokenizer), else a
+    :class:`ModelError` naming what is missing: a saved model never falls back to the hub."""
+    if not directory.is_dir():
+        raise ModelError("is missing: a saved transformer model keeps its encoder and tokenizer there.", file=directory)
+    needs = {
+        "config.json": ["config.json"],
+        "the weights (model.safetensors)": ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"],
+        "the tokenizer (tokenizer.json or vocab.txt)": ["tokenizer.json", "vocab.txt", "tokenizer.model", "vocab.json"],
+    }
+    missing = [what for what, names in needs.items() if not any((directory / name).is_file() for name in names)]
+    if missing:
+        raise ModelError(f"lacks {', '.join(missing)}: the saved encoder is incomplete.", file=directory)
+    return directory
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -113,13 +131,13 @@ class TransformerClassifier(TextClassifier):
     def training_config(self) -> dict:
         return {"model": self.config.model, "method": self.config.method, "max_length": self.config.max_length}
 
-    def build(self, source: str, n_labels: int) -> None:
+    def build(self, source: str, n_labels: int, *, local_files_only: bool = False) -> None:
         """Load the pretrained encoder and tokenizer from ``source`` (a resolved directory or hub
-        id), apply the tuning method, and add a fresh head."""
+        id; only a directory with ``local_files_only``), apply the tuning method, and add a fresh head."""
         hf_logging.disable_progress_bar()  # one bar per weight file is noise; our own bars show progress
         self.source = source
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        encoder = AutoModel.from_pretrained(source)
+        self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
+        encoder = AutoModel.from_pretrained(source, local_files_only=local_files_only)
         self.network = EncoderNetwork(prepare_encoder(encoder, self.method), encoder.config.hidden_size, n_labels, self.config.dropout)
         self.network.to(self.device)
 
@@ -213,11 +231,22 @@ class TransformerClassifier(TextClassifier):
         # A LoRA teacher was merged into its encoder when saved: it loads as a plain encoder.
         method = config.method if not config.method.startswith("lora") else "full"
         model = cls(EncoderConfig.from_dict({**asdict(config), "method": method}))
-        model.build(str(directory / ENCODER_DIR), len(manifest.labels))
-        head = load_file(str(directory / HEAD_FILE))
+        encoder_dir = check_encoder_dir(directory / ENCODER_DIR)
+        try:
+            model.build(str(encoder_dir), len(manifest.labels), local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - transformers and tokenizers raise many kinds for a damaged file
+            raise ModelError(f"holds an encoder or tokenizer that cannot be read ({type(exc).__name__}: {exc}).", file=encoder_dir) from None
+        hidden = model.network.head.in_features
+        head_path = directory / HEAD_FILE
+        head = load_model_arrays(head_path, framework="pt")
+        check_shapes(head_path, head, {"weight": (len(manifest.labels), hidden), "bias": (len(manifest.labels),)})
         model.network.head.load_state_dict(head)
         if model.method.name == "adapter":
-            load_adapter_state_dict(model.network.encoder, load_file(str(directory / ADAPTERS_FILE)))
+            adapters_path = directory / ADAPTERS_FILE
+            try:
+                load_adapter_state_dict(model.network.encoder, load_model_arrays(adapters_path, framework="pt"))
+            except (RuntimeError, KeyError, ValueError) as exc:
+                raise ModelError(f"does not fit this model's encoder: {exc}", file=adapters_path) from None
         model.network.to(model.device)
         return model
 

@@ -19,15 +19,17 @@ from typing import Self
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from textdistill.models.base import TextClassifier, register_model
+from textdistill.errors import ModelError
+from textdistill.models.base import MANIFEST_FILE, TextClassifier, register_model
 from textdistill.models.manifest import Manifest
 from textdistill.models.transformer import length_sorted_logits, pick_device
 from textdistill.students.embeddings import initial_vectors
 from textdistill.students.tokens import Vocabulary, load_vocabulary
+from textdistill.persistence import load_model_arrays
 from textdistill.settings import from_settings
 from textdistill.training.arguments import TrainingArguments
 
@@ -142,13 +144,25 @@ class BiLSTMStudent(TextClassifier):
 
     @classmethod
     def _load_weights(cls, directory: Path, manifest: Manifest) -> Self:
+        if not isinstance(manifest.config.get("bilstm"), dict):
+            raise ModelError("has no config.bilstm object, which a BiLSTM's manifest holds.", file=directory / MANIFEST_FILE)
         config = BiLSTMConfig.from_dict(manifest.config["bilstm"])
+        if min(config.hidden, config.mlp, config.max_tokens, config.predict_batch_size) < 1:
+            raise ModelError(f"has BiLSTM sizes below 1 in config.bilstm ({config}).", file=directory / MANIFEST_FILE)
         model = cls(config)
         model.vocabulary = load_vocabulary(directory)
-        state = load_file(str(directory / WEIGHTS_FILE))
+        path = directory / WEIGHTS_FILE
+        state = load_model_arrays(path, framework="pt")
+        rows = model.vocabulary.size
+        if "embedding.weight" not in state or state["embedding.weight"].ndim != 2 or len(state["embedding.weight"]) != rows:
+            shape = tuple(state["embedding.weight"].shape) if "embedding.weight" in state else None
+            raise ModelError(f"holds an embedding table of shape {shape}; the vocabulary needs {rows} rows: the file does not belong to this model.", file=path)
         vectors = np.zeros(tuple(state["embedding.weight"].shape), dtype=np.float32)
         model.network = BiLSTMNetwork(vectors, config.hidden, config.mlp, len(manifest.labels), config.dropout)
-        model.network.load_state_dict(state)
+        try:
+            model.network.load_state_dict(state)
+        except RuntimeError as exc:  # names each missing, unexpected or mis-shaped parameter
+            raise ModelError(f"does not fit the BiLSTM its manifest describes: {exc}", file=path) from None
         model.network.to(model.device)
         return model
 

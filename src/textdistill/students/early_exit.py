@@ -41,16 +41,17 @@ from typing import Self
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 from transformers import get_linear_schedule_with_warmup
 from transformers.masking_utils import create_bidirectional_mask
 
-from textdistill.errors import TextdistillError
+from textdistill.errors import ModelError, TextdistillError
 from textdistill.models.base import TextClassifier, load_model, register_model
 from textdistill.models.manifest import Manifest, data_fingerprint
 from textdistill.models.transformer import TransformerClassifier, pick_device
+from textdistill.persistence import load_model_arrays
 from textdistill.progress import track
 from textdistill.training.finetune import batch_order
 from textdistill.tuning.adapters import AdapterEncoder
@@ -390,7 +391,11 @@ class EarlyExitClassifier(TextClassifier):
             threshold=settings.get("threshold", DEFAULT_THRESHOLD),
             branch_hidden=settings.get("branch_hidden", DEFAULT_BRANCH_HIDDEN),
         )
-        model.branches.load_state_dict(load_file(str(directory / BRANCHES_FILE), device=str(backbone.device)))
+        path = directory / BRANCHES_FILE
+        try:
+            model.branches.load_state_dict(load_model_arrays(path, framework="pt"))
+        except RuntimeError as exc:  # names each missing, unexpected or mis-shaped parameter
+            raise ModelError(f"does not fit the exits its manifest describes: {exc}", file=path) from None
         model.branches.eval()
         model.history = settings.get("history", [])
         model.source = settings.get("backbone")

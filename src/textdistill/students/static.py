@@ -33,11 +33,11 @@ from typing import Any, Self
 
 import numpy as np
 
-from textdistill.errors import TextdistillError
+from textdistill.errors import ModelError, TextdistillError
 from textdistill.settings import from_settings
 from textdistill.models.base import TextClassifier, register_model
 from textdistill.models.manifest import Manifest
-from textdistill.persistence import save_arrays
+from textdistill.persistence import check_shapes, require_file, save_arrays
 from textdistill.students.embeddings import KINDS as EMBEDDING_KINDS
 from textdistill.students.embeddings import initial_vectors
 from textdistill.students.tokens import TokenFeatures, load_vocabulary
@@ -188,25 +188,29 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
 
     ``safetensors.numpy.load_file`` holds the whole file as bytes next to the arrays it makes,
     so loading peaks at twice the table; reading each tensor into its array peaks at once.
+    A file that is missing, cut short or not safetensors is a :class:`ModelError` naming it.
     """
+    require_file(path)
     arrays = {}
     with open(path, "rb") as handle:
-        (header_size,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(header_size))
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            if info["dtype"] not in _SAFETENSORS_DTYPES:
-                raise TextdistillError(f"{path}: tensor {name} has dtype {info['dtype']}, which a static student never saves.")
-            array = np.empty(info["shape"], dtype=_SAFETENSORS_DTYPES[info["dtype"]])
-            begin, end = info["data_offsets"]
+        try:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(min(header_size, path.stat().st_size)).decode("utf-8"))
+            tensors = {name: (info["dtype"], [int(n) for n in info["shape"]], info["data_offsets"]) for name, info in header.items() if name != "__metadata__"}
+        except (struct.error, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ModelError(f"has no readable safetensors header ({type(exc).__name__}: {exc}): it is damaged or cut short.", file=path) from None
+        for name, (dtype, shape, (begin, end)) in tensors.items():
+            if dtype not in _SAFETENSORS_DTYPES:
+                raise ModelError(f"holds tensor {name} of dtype {dtype}, which a static student never saves.", file=path)
+            item = np.dtype(_SAFETENSORS_DTYPES[dtype]).itemsize
+            if min(shape, default=0) < 0 or end - begin != item * int(np.prod(shape)) or 8 + header_size + end > path.stat().st_size:
+                raise ModelError(f"holds tensor {name} cut short or mis-sized: the file is damaged.", file=path)
+            array = np.empty(shape, dtype=_SAFETENSORS_DTYPES[dtype])
             handle.seek(8 + header_size + begin)
-            if end - begin != array.nbytes or handle.readinto(memoryview(array).cast("B")) != array.nbytes:
-                raise TextdistillError(f"{path}: tensor {name} is cut short or mis-sized; the file is damaged.")
+            if handle.readinto(memoryview(array).cast("B")) != array.nbytes:
+                raise ModelError(f"holds tensor {name} cut short: the file is damaged.", file=path)
             arrays[name] = array
     return arrays
-
-
 def _fold(table: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``table @ weight.T`` in blocks of rows: one big product would have a multi-threaded BLAS
     touch tens of megabytes of work buffers, raising a small model's peak memory by half."""
@@ -412,12 +416,13 @@ class StaticStudent(TextClassifier):
         model = cls(config, training=TrainingArguments.from_dict(arguments) if arguments else None)
         model.features = TokenFeatures(load_vocabulary(directory), config.bigram_buckets, max_tokens=config.max_tokens)
         state = read_weights(directory / WEIGHTS_FILE)
-        expected = {EMBEDDING, *chain.from_iterable(_head_names(config.hidden))}
-        if set(state) != expected or state[EMBEDDING].shape[0] != model.features.size:
-            raise TextdistillError(
-                f"{directory / WEIGHTS_FILE} does not fit this static student: arrays {sorted(state)} "
-                f"(expected {sorted(expected)}, a table of {model.features.size} rows). The directory is damaged or mixed up."
-            )
+        n_labels, hidden = len(manifest.labels), config.hidden
+        dim = state[EMBEDDING].shape[-1] if EMBEDDING in state else None
+        layers = [(hidden, dim), (n_labels, hidden)] if hidden else [(n_labels, dim)]
+        expected = {EMBEDDING: (model.features.size, dim)}
+        for (weight, bias), (rows, columns) in zip(_head_names(hidden), layers):
+            expected.update({weight: (rows, columns), bias: (rows,)})
+        check_shapes(directory / WEIGHTS_FILE, state, expected)
         model._state = state
         return model
 

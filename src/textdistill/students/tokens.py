@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from textdistill.errors import TextdistillError
+from textdistill.errors import ModelError, TextdistillError
 
 VOCABULARY_FILE = "vocabulary.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -115,19 +115,28 @@ class Vocabulary(ABC):
 
 
 def load_vocabulary(directory: str | Path) -> Vocabulary:
-    """The vocabulary that :meth:`Vocabulary.save` wrote into ``directory``."""
+    """The vocabulary that :meth:`Vocabulary.save` wrote into ``directory``; a :class:`ModelError`
+    naming the file when it is missing, damaged or not a vocabulary."""
     directory = Path(directory)
     path = directory / VOCABULARY_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
-        raise TextdistillError(f"{path} is missing: {directory} holds no saved vocabulary.") from None
+        raise ModelError(f"is missing: {directory} holds no saved vocabulary.", file=path) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"is not valid JSON ({exc}): it is damaged or cut short.", file=path) from None
     kinds = {cls.kind: cls for cls in (SubwordVocabulary, WordVocabulary, HashVocabulary)}
-    if data.get("kind") not in kinds:
-        raise TextdistillError(f"{path} names vocabulary kind {data.get('kind')!r}; known kinds: {', '.join(kinds)}.")
-    vocabulary = kinds[data["kind"]]._from_saved(directory, data)
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if not isinstance(kind, str) or kind not in kinds:
+        raise ModelError(f"names vocabulary kind {kind!r}; known kinds: {', '.join(kinds)}.", file=path)
+    try:
+        vocabulary = kinds[kind]._from_saved(directory, data)
+    except ModelError:
+        raise
+    except (TextdistillError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"is not a readable {kind} vocabulary ({type(exc).__name__}: {exc}): it is damaged.", file=path) from None
     if vocabulary.size != data.get("size", vocabulary.size):
-        raise TextdistillError(f"{path} says {data['size']} tokens but the files hold {vocabulary.size}: the directory is damaged.")
+        raise ModelError(f"says {data['size']} tokens but the files hold {vocabulary.size}: the directory is damaged.", file=path)
     return vocabulary
 
 
@@ -168,7 +177,11 @@ class SubwordVocabulary(Vocabulary):
                 "What to do: point to a model directory saved with a fast (Rust) tokenizer; "
                 "`AutoTokenizer.from_pretrained(dir).save_pretrained(dir)` writes one."
             )
-        return cls(Tokenizer.from_file(str(path)))
+        try:
+            tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for a file it cannot parse
+            raise ModelError(f"is not a readable tokenizer file ({exc}): it is damaged or cut short.", file=path) from None
+        return cls(tokenizer)
 
     @property
     def size(self) -> int:
@@ -268,7 +281,10 @@ class WordVocabulary(_WordLevel):
 
     @classmethod
     def _from_saved(cls, directory: Path, data: dict[str, Any]) -> WordVocabulary:
-        return cls(data["tokens"])
+        tokens = data["tokens"]
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise TypeError("its tokens are not a list of strings")
+        return cls(tokens)
 
 
 class HashVocabulary(_WordLevel):
@@ -322,7 +338,10 @@ class HashVocabulary(_WordLevel):
 
     @classmethod
     def _from_saved(cls, directory: Path, data: dict[str, Any]) -> HashVocabulary:
-        return cls(data["size"], tuple(data["ngram_range"]), data["whole_words"])
+        size, (low, high), whole_words = data["size"], data["ngram_range"], data["whole_words"]
+        if not all(type(n) is int for n in (size, low, high)) or not isinstance(whole_words, bool):
+            raise TypeError("its size and n-gram sizes must be whole numbers, whole_words true or false")
+        return cls(size, (low, high), whole_words)
 
 
 # --------------------------------------------------------------------------- bigrams

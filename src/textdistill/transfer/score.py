@@ -110,7 +110,7 @@ def label_messages(
         Path(teacher_dir), items["text"], {k: bounds[k] for k in todo}, batch_size, write, "Labelling messages with the teacher"
     )
 
-    stats = [shards.shard_stats(shards.shard_path(out_dir, k)) for k in range(len(bounds))]
+    stats = [shards.shard_stats(shards.shard_path(out_dir, k), store.COMMAND) for k in range(len(bounds))]
     counts["filtered_out"] = {reason: sum(s["filtered_out"][reason] for s in stats) for reason in _FILTERS}
     counts["filtered_out_total"] = sum(s["filtered_out_total"] for s in stats)
     counts["written"] = counts["scored"] - counts["filtered_out_total"]
