@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from textdistill.data.messages import DataSpec, MessageSet, fold_to, load_messages, read_columns, require_two_classes, write_skipped_rows
+from textdistill.data.messages import DataSpec, MessageSet, describe_cleaning, fold_to, load_messages, read_columns, require_two_classes, text_cleaning, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
 from textdistill.progress import set_quiet
@@ -112,6 +112,8 @@ def _report_skipped(messages: MessageSet, listing: Path | None = None) -> None:
     all of them are listed (``listing``)."""
     for warning in messages.warnings:
         console.print(f"[yellow]{messages.source}: {warning}[/]", highlight=False)
+    if cleaning := text_cleaning(messages):
+        console.print(f"{messages.source}: {describe_cleaning(cleaning)}", highlight=False)
     if messages.skipped:
         console.print(f"[yellow]{messages.source}: {len(messages.skipped)} bad rows skipped[/]", highlight=False)
         for skipped in messages.skipped[:5]:

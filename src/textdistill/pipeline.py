@@ -26,7 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
-from textdistill.data.messages import DataSpec, MessageSet, fold_to, load_messages, require_two_classes, write_skipped_rows
+from textdistill.data.messages import DataSpec, MessageSet, describe_cleaning, fold_to, load_messages, require_two_classes, text_cleaning, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.distill.recipe import StudentSpec
 from textdistill.errors import TextdistillError
@@ -249,6 +249,8 @@ class Pipeline:
         for name, info in summary.items():
             note = f", [yellow]{info['skipped_rows']} bad rows skipped[/]" if info["skipped_rows"] else ""
             console.print(f"{name}: {info['n_messages']} messages{note}")
+            if info["text_cleaning"]:
+                console.print(f"  {describe_cleaning(info['text_cleaning'])}", highlight=False)
             for warning in info["warnings"]:
                 console.print(f"  [yellow]{warning}[/]", highlight=False)
         if skipped:
@@ -373,6 +375,7 @@ def _concat(sets: list[MessageSet]) -> MessageSet:
         merged.ids += other.ids
         merged.label_sets += other.label_sets
         merged.rows += other.rows
+        merged.cleaned_chars = None if merged.cleaned_chars is None or other.cleaned_chars is None else merged.cleaned_chars + other.cleaned_chars
         merged.skipped = merged.skipped + other.skipped
         merged.warnings = merged.warnings + other.warnings
     merged.source = ", ".join(dict.fromkeys(s.source for s in sets))
@@ -389,6 +392,7 @@ def _summary(messages: MessageSet) -> dict:
         "skipped": [asdict(s) for s in messages.skipped],
         "skipped_rows_file": "skipped_rows.csv" if messages.skipped else None,
         "warnings": list(messages.warnings),
+        "text_cleaning": text_cleaning(messages),
     }
 
 
