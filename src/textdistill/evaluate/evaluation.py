@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from textdistill.data.messages import MessageSet, SkippedRow
+from textdistill.data.messages import MessageSet, SkippedRow, text_cleaning
 from textdistill.errors import DataError
 from textdistill.evaluate.cost import machine_info, measure_cost
 from textdistill.evaluate.metrics import choose_positive_label, quality_metrics
@@ -104,6 +104,7 @@ def evaluate_model(
         "thresholds": _thresholds(model),
         "skipped_rows": len(messages.skipped),
         "skipped": [{"file": s.file, "row": s.row, "column": s.column, "problem": s.problem} for s in messages.skipped],
+        "text_cleaning": text_cleaning(messages),
     }
     if cost.measure:
         report = measure_cost(
@@ -119,7 +120,7 @@ def evaluate_model(
         )
         result.update(report.to_dict())
     else:
-        result.update(dict.fromkeys(("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb", "size_mb", "threads")))
+        result.update(dict.fromkeys(("latency_ms_p50", "latency_ms_p95", "latency_by_length", "throughput_per_s", "peak_rss_mb", "size_mb", "threads")))
         result["n_params"] = model.n_params
     if model.kind == "early_exit":
         result["early_exit"] = early_exit_summary(model, messages, threads=cost.threads)
