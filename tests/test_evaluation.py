@@ -100,3 +100,25 @@ def test_the_cli_prints_and_records_what_clean_up_removed(model_dir, tmp_path):
     after = np.median([len(clean_email(body.strip())), len("log in fails")])
     assert f"{data}: clean-up: median {before:,.0f} -> {after:,.0f} characters" in done.stderr
     assert json.loads(out.read_text())["text_cleaning"]["chars_before_p50"] == pytest.approx(before)
+
+
+class LengthModel:
+    """Records the lengths of each batch it is given and answers each message's length."""
+
+    def __init__(self):
+        self.batches = []
+
+    def predict_proba(self, texts):
+        self.batches.append([len(t) for t in texts])
+        return np.array([[len(t), 1.0] for t in texts])
+
+
+def test_evaluation_predicts_in_batches_of_similar_length():
+    rng = np.random.default_rng(0)
+    texts = ["x" * int(n) for n in rng.integers(1, 5000, size=600)]
+    model = LengthModel()
+    proba = predict_proba_batched(model, texts)
+    assert [len(batch) for batch in model.batches] == [256, 256, 88]
+    flat = [n for batch in model.batches for n in batch]
+    assert flat == sorted(flat)  # shortest first: one long email shares a batch only with long ones
+    np.testing.assert_array_equal(proba[:, 0], [len(t) for t in texts])  # rows in the order of the texts

@@ -37,8 +37,15 @@ class CostSettings:
 
 
 def predict_proba_batched(model: TextClassifier, texts: list[str], description: str = "Predicting") -> np.ndarray:
-    batches = [texts[i : i + PREDICT_BATCH_SIZE] for i in range(0, len(texts), PREDICT_BATCH_SIZE)]
-    return np.concatenate([model.predict_proba(batch) for batch in track(batches, description)])
+    """Probabilities (n, L), rows in ``texts`` order, predicted shortest first in batches of
+    ``PREDICT_BATCH_SIZE``: messages of similar length share a batch, so a model that pads a
+    batch to its longest message pads little, and one long email costs only its own batch."""
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    batches = [order[i : i + PREDICT_BATCH_SIZE] for i in range(0, len(texts), PREDICT_BATCH_SIZE)]
+    in_length_order = np.concatenate([model.predict_proba([texts[i] for i in rows]) for rows in track(batches, description)])
+    proba = np.empty_like(in_length_order)
+    proba[order] = in_length_order
+    return proba
 
 
 def drop_unknown_labels(messages: MessageSet, model: TextClassifier, skip_bad_rows: bool) -> MessageSet:
