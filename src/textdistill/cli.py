@@ -613,7 +613,7 @@ def evaluate(
     name: Annotated[str | None, typer.Option(help="Model name in the report (default: the directory name).")] = None,
     threads: Threads = None,
     cost: Annotated[bool, typer.Option(help="Measure latency, throughput, memory and size (--no-cost: quality only).")] = True,
-    latency_samples: Annotated[int, typer.Option(help="Messages timed one by one for the latency percentiles.")] = 200,
+    latency_samples: Annotated[int, typer.Option(help="Messages timed one by one for the latency percentiles, drawn evenly from the length quartiles of the data.")] = 200,
     text_column: TextColumns = None,
     id_column: IdColumn = None,
     label_column: Annotated[str | None, typer.Option(help="Single-label column (default: as trained).")] = None,
