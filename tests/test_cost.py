@@ -16,10 +16,11 @@ from textdistill.errors import TextdistillError
 from textdistill.evaluate import memory_probe
 from textdistill.evaluate.cost import (
     CostReport,
+    latency_sample,
     limit_threads,
     machine_info,
-    latency_sample,
     measure_cost,
+    measure_latency,
     measure_latency_by_length,
     measure_peak_rss_mb,
     measure_throughput,
@@ -67,7 +68,7 @@ class SlowModel:
 
 def test_latency_is_positive_and_ordered(trained):
     model, _, texts = trained
-    p50, p95, _ = measure_latency_by_length(model, texts, samples=30, warmup=3)
+    p50, p95 = measure_latency(model, texts, samples=30, warmup=3)
     assert p50 > 0
     assert p95 >= p50
 
@@ -79,8 +80,8 @@ def test_slow_model_measures_slower(trained):
     fast_rate, slow_rate = measure_throughput(model, texts, **settings), measure_throughput(slow, texts, **settings)
     assert fast_rate > 0
     assert slow_rate < fast_rate
-    fast_p50, _, _ = measure_latency_by_length(model, texts, samples=30, warmup=3)
-    slow_p50, _, _ = measure_latency_by_length(slow, texts, samples=30, warmup=3)
+    fast_p50, _ = measure_latency(model, texts, samples=30, warmup=3)
+    slow_p50, _ = measure_latency(slow, texts, samples=30, warmup=3)
     assert slow_p50 > fast_p50
 
 

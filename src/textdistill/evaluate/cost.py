@@ -83,6 +83,23 @@ def _cycled(texts: Sequence[str], n: int) -> list[str]:
     return [texts[i % len(texts)] for i in range(n)]
 
 
+def measure_latency(
+    model: TextClassifier,
+    texts: Sequence[str],
+    *,
+    samples: int = 200,
+    warmup: int = 20,
+    description: str | None = None,
+) -> tuple[float, float]:
+    """Milliseconds to predict one message (batch of 1): median (p50) and 95th percentile (p95)
+    over ``samples`` calls, each timed alone, after ``warmup`` untimed calls. Texts are cycled
+    from the first, so this times the messages as given; :func:`measure_latency_by_length`
+    times a sample of the data's lengths instead. ``description`` shows a progress bar."""
+    _positive("samples", samples)
+    p50, p95 = np.percentile(_time_one_by_one(model, _cycled(texts, samples), warmup, description), [50, 95])
+    return float(p50), float(p95)
+
+
 def _time_one_by_one(model: TextClassifier, texts: Sequence[str], warmup: int, description: str | None) -> np.ndarray:
     """Milliseconds of ``model.predict_proba([text])`` for each of ``texts``, after ``warmup``
     untimed calls on them (cycled)."""
