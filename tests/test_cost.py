@@ -16,10 +16,12 @@ from textdistill.errors import TextdistillError
 from textdistill.evaluate import memory_probe
 from textdistill.evaluate.cost import (
     CostReport,
+    latency_sample,
     limit_threads,
     machine_info,
     measure_cost,
     measure_latency,
+    measure_latency_by_length,
     measure_peak_rss_mb,
     measure_throughput,
     size_on_disk_mb,
@@ -193,4 +195,67 @@ def test_measure_cost_report(trained):
         "repeats": 2,
     }
     assert 0 < data["latency_ms_p50"] <= data["latency_ms_p95"]
+    assert [q["quartile"] for q in data["latency_by_length"]] == [1, 2, 3, 4]
+    assert sum(q["n"] for q in data["latency_by_length"]) == 20
     assert data["throughput_per_s"] > 0 and data["peak_rss_mb"] > 20
+
+
+# -- latency at the data's real lengths ----------------------------------------------------------
+class LengthSpy:
+    """Sleeps in proportion to the text's length (like a transformer) and records every text."""
+
+    n_params = 0
+
+    def __init__(self):
+        self.seen = []
+
+    def predict_proba(self, texts):
+        self.seen += texts
+        time.sleep(sum(len(t) for t in texts) * 2e-5)
+        return np.zeros((len(texts), 2))
+
+
+def _lengths_1_to_40() -> list[str]:
+    """Forty texts of 1..40 characters, longest first: data order says nothing about length."""
+    return ["x" * n for n in range(40, 0, -1)]
+
+
+def test_latency_sample_draws_evenly_from_each_length_quartile():
+    texts = _lengths_1_to_40()
+    drawn = latency_sample(texts, 20, seed=3)
+    assert len(drawn) == 20
+    for quartile, low, high in ((1, 1, 10), (2, 11, 20), (3, 21, 30), (4, 31, 40)):
+        lengths = [len(texts[i]) for q, i in drawn if q == quartile]
+        assert len(lengths) == 5 and all(low <= n <= high for n in lengths)
+        assert len(set(lengths)) == 5  # no text twice while its quartile has others left
+    assert [q for q, _ in drawn] != sorted(q for q, _ in drawn)  # timed in mixed order, not quartile by quartile
+    assert latency_sample(texts, 20, seed=3) == drawn
+
+
+def test_latency_sample_repeats_a_quartile_only_after_all_its_texts():
+    texts = _lengths_1_to_40()
+    drawn = latency_sample(texts, 48, seed=0)  # 12 per quartile of 10 texts
+    for quartile in (1, 2, 3, 4):
+        counts = np.bincount([i for q, i in drawn if q == quartile], minlength=40)
+        members = [i for i, text in enumerate(texts) if (quartile - 1) * 10 < len(text) <= quartile * 10]
+        assert sorted(counts[members]) == [1] * 8 + [2] * 2 and counts.sum() == 12
+
+
+def test_latency_by_length_reports_every_quartile_of_the_real_lengths():
+    texts = ["word " * n for n in range(80, 0, -1)]  # 5..400 characters
+    spy = LengthSpy()
+    p50, p95, by_length = measure_latency_by_length(spy, texts, samples=16, warmup=2)
+    lengths = sorted(len(t) for t in texts)
+    assert [q["quartile"] for q in by_length] == [1, 2, 3, 4]
+    for q, part in zip(by_length, (lengths[:20], lengths[20:40], lengths[40:60], lengths[60:])):
+        assert (q["min_chars"], q["max_chars"], q["n"]) == (part[0], part[-1], 4)
+        assert 0 < q["p50_ms"] <= q["p95_ms"]
+    assert by_length[3]["p50_ms"] > by_length[0]["p50_ms"]  # the longest quartile was timed, and is slower
+    assert max(len(t) for t in spy.seen[2:]) >= lengths[60]
+    assert 0 < p50 <= p95
+
+
+def test_latency_by_length_with_fewer_texts_than_quartiles():
+    spy = LengthSpy()
+    _, _, by_length = measure_latency_by_length(spy, ["short", "a much longer message"], samples=3, warmup=0)
+    assert [(q["quartile"], q["min_chars"], q["max_chars"], q["n"]) for q in by_length] == [(1, 5, 5, 2), (2, 21, 21, 1)]

@@ -273,3 +273,18 @@ def test_evaluation_and_report_show_the_curve(trained, tmp_path):
     markdown = files.markdown.read_text()
     assert "## Early exit" in markdown and "| threshold | accuracy | mean layers | ms/msg |" in markdown
     assert "Early exit" in files.html.read_text()
+
+
+def test_branch_logits_batch_messages_of_similar_length(trained, monkeypatch):
+    """Batches in length order pad little; rows still come back in the order of the texts."""
+    from dataclasses import replace
+
+    model, _, _ = trained
+    expected = np.concatenate([model.branch_logits([text]) for text in PROBE], axis=1)
+    monkeypatch.setattr(model.backbone, "config", replace(model.backbone.config, predict_batch_size=3))
+    batches = []
+    encode_batch = model.backbone.encode_batch
+    monkeypatch.setattr(model.backbone, "encode_batch", lambda texts: batches.append(list(texts)) or encode_batch(texts))
+    logits = model.branch_logits(PROBE)
+    assert [t for batch in batches for t in batch] == sorted(PROBE, key=len) and len(batches) == 4
+    np.testing.assert_allclose(logits, expected, atol=1e-5)

@@ -6,11 +6,13 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from textdistill.data.messages import DataSpec, load_messages, require_two_classes
+from textdistill.data.email import clean_email
+from textdistill.data.messages import DataSpec, describe_cleaning, load_messages, require_two_classes, text_cleaning
 from textdistill.errors import DataError
 
 
@@ -105,6 +107,61 @@ def test_email_clean_up_is_applied_when_asked(tmp_path):
     path = write_csv(tmp_path / "m.csv", ["text", "label"], [[body, "a"], ["b", "b"]])
     assert "We shipped it" in load_messages(path).texts[0]
     assert "We shipped it" not in load_messages(path, DataSpec(clean_email=True)).texts[0]
+
+
+QUOTED_THREAD = "\n\nOn Mon, 2 Mar 2026, Support <s@example.com> wrote:\n" + "> We shipped it on Friday, tracking to follow.\n" * 40
+SIGNED = "\n\n-- \nJane Doe\nAccounts payable, ACME Ltd.\n+1 555 0100"
+
+
+def _email_rows() -> list[list[str]]:
+    """Emails with threads and signatures of different lengths, one bare, one annotated-flag off."""
+    return [
+        ["Where is my order 1182?" + QUOTED_THREAD, "delivery", "true"],
+        ["Please send the corrected invoice." + SIGNED, "billing", "true"],
+        ["I cannot log in since this morning.", "account", "false"],
+        ["Charged twice for March." + SIGNED + QUOTED_THREAD[:400], "billing", "true"],
+        ["", "billing", "true"],  # empty: a bad row, skipped
+    ]
+
+
+def test_cleaning_records_each_texts_characters_before_and_after(tmp_path):
+    rows = _email_rows()
+    path = write_csv(tmp_path / "m.csv", ["text", "label", "annotated"], rows)
+    spec = DataSpec(clean_email=True, skip_bad_rows=True, annotated_column="annotated")
+    messages = load_messages(path, spec)
+    raw = [text.strip() for text, _, _ in rows[:4]]  # the loader strips each text column
+    assert messages.cleaned_chars == [(len(text), len(clean_email(text))) for text in raw]
+    assert [after for _, after in messages.cleaned_chars] == [len(text) for text in messages.texts]
+    assert messages.cleaned_chars[0][1] < messages.cleaned_chars[0][0] / 5  # the thread was removed
+    # subsets keep each message's own lengths
+    assert messages.annotated().cleaned_chars == [messages.cleaned_chars[i] for i in (0, 1, 3)]
+    assert messages.unannotated().cleaned_chars == [messages.cleaned_chars[2]]
+    assert load_messages(path, DataSpec(skip_bad_rows=True, annotated_column="annotated")).cleaned_chars is None
+
+
+def test_text_cleaning_summarises_what_clean_up_removed(tmp_path):
+    rows = _email_rows()[:4]
+    path = write_csv(tmp_path / "m.csv", ["text", "label", "annotated"], rows)
+    summary = text_cleaning(load_messages(path, DataSpec(clean_email=True, annotated_column="annotated")))
+    before = [len(text.strip()) for text, _, _ in rows]
+    after = [len(clean_email(text.strip())) for text, _, _ in rows]
+    assert summary == {
+        "messages": 4,
+        "chars_before_p50": pytest.approx(np.median(before)),
+        "chars_before_p95": pytest.approx(np.percentile(before, 95)),
+        "chars_after_p50": pytest.approx(np.median(after)),
+        "chars_after_p95": pytest.approx(np.percentile(after, 95)),
+    }
+    assert summary["chars_after_p95"] < summary["chars_before_p95"]
+    assert describe_cleaning(summary).startswith(f"clean-up: median {np.median(before):,.0f} -> {np.median(after):,.0f} characters")
+    assert text_cleaning(load_messages(path, DataSpec(annotated_column="annotated"))) is None
+
+
+def test_a_text_long_only_by_its_quoted_thread_is_measured_after_clean_up(tmp_path):
+    body = ("Where is my order 1182?" + QUOTED_THREAD).strip()
+    path = write_csv(tmp_path / "m.csv", ["text", "label"], [[body, "delivery"], ["refund please", "billing"]])
+    messages = load_messages(path, DataSpec(clean_email=True, max_text_chars=100))
+    assert messages.texts[0] == clean_email(body) and messages.cleaned_chars[0] == (len(body), len(clean_email(body)))
 
 
 # -- every bad input names file, row, column and what to do --------------------------------------

@@ -176,3 +176,27 @@ def test_compress_stage_is_checked(sample_data, tmp_path):
     config = replace(RunConfig.from_toml(path), stages=("load", "split", "baseline", "compress"))
     with pytest.raises(TextdistillError, match=r"\['static'\] are not under .*saved: \['baseline'\]"):
         Pipeline(config, tmp_path / "run").run()
+
+
+def test_summary_records_what_clean_up_removed_per_split(sample_data, tmp_path):
+    import numpy as np
+
+    from textdistill.data.email import clean_email
+    from textdistill.data.messages import DataSpec, load_messages
+
+    config_path = write_config(tmp_path, sample_data)
+    config_path.write_text(config_path.read_text().replace("[run]\n", '[run]\nstages = ["load"]\n'))
+    Pipeline(RunConfig.from_toml(config_path), tmp_path / "run").run()
+    summary = json.loads((tmp_path / "run" / "data" / "summary.json").read_text())
+    raw = load_messages(sample_data.test, DataSpec(text_columns=("subject", "body"), id_column="id")).texts
+    before, after = [len(t) for t in raw], [len(clean_email(t)) for t in raw]
+    assert summary["test"]["text_cleaning"] == {
+        "messages": len(raw),
+        "chars_before_p50": pytest.approx(np.median(before)),
+        "chars_before_p95": pytest.approx(np.percentile(before, 95)),
+        "chars_after_p50": pytest.approx(np.median(after)),
+        "chars_after_p95": pytest.approx(np.percentile(after, 95)),
+    }
+    assert summary["train"]["text_cleaning"]["messages"] == summary["train"]["n_messages"] == 400
+    assert summary["unannotated"]["text_cleaning"]["messages"] == 50
+    assert summary["test"]["text_cleaning"]["chars_after_p95"] < summary["test"]["text_cleaning"]["chars_before_p95"]

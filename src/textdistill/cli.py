@@ -12,7 +12,7 @@ from rich.text import Text
 
 from textdistill.compress import INT8_TOLERANCE
 from textdistill.console import stderr_console
-from textdistill.data.messages import DataSpec, MessageSet, fold_to, load_messages, read_columns, require_two_classes, write_skipped_rows
+from textdistill.data.messages import DataSpec, MessageSet, describe_cleaning, fold_to, load_messages, read_columns, require_two_classes, text_cleaning, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
 from textdistill.progress import set_quiet
@@ -114,6 +114,8 @@ def _report_skipped(messages: MessageSet, listing: Path | None = None) -> None:
     all of them are listed (``listing``)."""
     for warning in messages.warnings:
         console.print(f"{messages.source}: {warning}", style="yellow")
+    if cleaning := text_cleaning(messages):
+        console.print(f"{messages.source}: {describe_cleaning(cleaning)}")
     if messages.skipped:
         console.print(f"{messages.source}: {len(messages.skipped)} bad rows skipped", style="yellow")
         for skipped in messages.skipped[:5]:
@@ -617,7 +619,7 @@ def evaluate(
     name: Annotated[str | None, typer.Option(help="Model name in the report (default: the directory name).")] = None,
     threads: Threads = None,
     cost: Annotated[bool, typer.Option(help="Measure latency, throughput, memory and size (--no-cost: quality only).")] = True,
-    latency_samples: Annotated[int, typer.Option(help="Messages timed one by one for the latency percentiles.")] = 200,
+    latency_samples: Annotated[int, typer.Option(help="Messages timed one by one for the latency percentiles, drawn evenly from the length quartiles of the data.")] = 200,
     text_column: TextColumns = None,
     id_column: IdColumn = None,
     label_column: Annotated[str | None, typer.Option(help="Single-label column (default: as trained).")] = None,

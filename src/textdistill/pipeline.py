@@ -29,7 +29,7 @@ from rich.text import Text
 
 from textdistill.compress import INT8_TOLERANCE
 from textdistill.console import stderr_console
-from textdistill.data.messages import DataSpec, MessageSet, fold_to, load_messages, require_two_classes, write_skipped_rows
+from textdistill.data.messages import DataSpec, MessageSet, describe_cleaning, fold_to, load_messages, require_two_classes, text_cleaning, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.distill.recipe import StudentSpec
 from textdistill.errors import DataError, TextdistillError
@@ -306,6 +306,8 @@ class Pipeline:
         for name, info in summary.items():
             note = (f", {info['skipped_rows']} bad rows skipped", "yellow") if info["skipped_rows"] else ""
             console.print(Text.assemble(f"{name}: {info['n_messages']} messages", note))
+            if info["text_cleaning"]:
+                console.print(f"  {describe_cleaning(info['text_cleaning'])}")
             for warning in info["warnings"]:
                 console.print(f"  {warning}", style="yellow")
         if skipped:
@@ -430,6 +432,7 @@ def _concat(sets: list[MessageSet]) -> MessageSet:
         merged.ids += other.ids
         merged.label_sets += other.label_sets
         merged.rows += other.rows
+        merged.cleaned_chars = None if merged.cleaned_chars is None or other.cleaned_chars is None else merged.cleaned_chars + other.cleaned_chars
         merged.skipped = merged.skipped + other.skipped
         merged.warnings = merged.warnings + other.warnings
     merged.source = ", ".join(dict.fromkeys(s.source for s in sets))
@@ -446,6 +449,7 @@ def _summary(messages: MessageSet) -> dict:
         "skipped": [asdict(s) for s in messages.skipped],
         "skipped_rows_file": "skipped_rows.csv" if messages.skipped else None,
         "warnings": list(messages.warnings),
+        "text_cleaning": text_cleaning(messages),
     }
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from textdistill.data.email import clean_email
 from textdistill.data.labels import DEFAULT_HIERARCHY_SEP, normalise
 from textdistill.errors import DataError
@@ -109,6 +111,8 @@ class MessageSet:
     Single-label messages have one-label sets. ``rows`` are the 1-based data row numbers in
     the source file (the header is not counted), for error messages later on. ``warnings``
     are things read as asked but worth a look (short rows, labels that differ only by case).
+    ``cleaned_chars`` holds each text's length in characters before and after email clean-up
+    (before any cut to ``max_text_chars``), or None when clean-up was off.
     """
 
     texts: list[str]
@@ -122,6 +126,7 @@ class MessageSet:
     skipped: list[SkippedRow] = field(default_factory=list)
     columns: tuple[str, ...] = ()  # every column of the source file
     warnings: list[str] = field(default_factory=list)
+    cleaned_chars: list[tuple[int, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -133,6 +138,7 @@ class MessageSet:
             ids=[self.ids[i] for i in indices],
             label_sets=[self.label_sets[i] for i in indices],
             rows=[self.rows[i] for i in indices],
+            cleaned_chars=None if self.cleaned_chars is None else [self.cleaned_chars[i] for i in indices],
         )
 
     def annotated(self) -> MessageSet:
@@ -175,13 +181,16 @@ def load_messages(path: str | Path, spec: DataSpec | None = None, *, annotated: 
         label_column, multi_label = _label_column(path, columns, spec)
 
     result = MessageSet([], [], [], [], str(path), multi_label, spec.hierarchy_sep, label_column, columns=tuple(columns), warnings=warnings)
+    cleaned_chars: list[tuple[int, int]] = []
     first_row_of_id: dict[str, int] = {}
     cut_rows: list[int] = []
     for row, record in records:
         try:
             text = _text(path, row, record, spec)
             if spec.clean_email:
+                before = len(text)
                 text = clean_email(text)
+                lengths = (before, len(text))
             if len(text) > spec.max_text_chars:
                 if spec.long_text == "refuse":
                     raise _too_long(path, row, len(text), spec)
@@ -201,6 +210,10 @@ def load_messages(path: str | Path, spec: DataSpec | None = None, *, annotated: 
         result.ids.append(message_id)
         result.label_sets.append(labels)
         result.rows.append(row)
+        if spec.clean_email:
+            cleaned_chars.append(lengths)
+    if spec.clean_email:
+        result.cleaned_chars = cleaned_chars
     if not result.texts:
         raise DataError(
             f"no usable messages: all {len(result.skipped)} rows were skipped as bad, none is left",
@@ -215,6 +228,32 @@ def load_messages(path: str | Path, spec: DataSpec | None = None, *, annotated: 
         )
     _fold_label_variants(result, spec.fold_case)
     return result
+
+
+def text_cleaning(messages: MessageSet) -> dict[str, int | float] | None:
+    """How much email clean-up removed from ``messages``: median and 95th percentile of the
+    texts' characters before and after it; None when clean-up was off."""
+    if not messages.cleaned_chars:
+        return None
+    before, after = np.array(messages.cleaned_chars).T
+    before_p50, before_p95 = np.percentile(before, [50, 95])
+    after_p50, after_p95 = np.percentile(after, [50, 95])
+    return {
+        "messages": len(messages.cleaned_chars),
+        "chars_before_p50": float(before_p50),
+        "chars_before_p95": float(before_p95),
+        "chars_after_p50": float(after_p50),
+        "chars_after_p95": float(after_p95),
+    }
+
+
+def describe_cleaning(cleaning: dict[str, int | float]) -> str:
+    """One line for the console: ``clean-up: median 985 -> 554 characters, p95 4,210 -> 1,302``."""
+    return (
+        f"clean-up: median {cleaning['chars_before_p50']:,.0f} -> {cleaning['chars_after_p50']:,.0f} characters, "
+        f"p95 {cleaning['chars_before_p95']:,.0f} -> {cleaning['chars_after_p95']:,.0f} "
+        f"({cleaning['messages']:,} messages)"
+    )
 
 
 def read_columns(messages: MessageSet, names: Sequence[str], encoding: str = "utf-8") -> dict[str, list[str]] | None:

@@ -92,20 +92,79 @@ def measure_latency(
     description: str | None = None,
 ) -> tuple[float, float]:
     """Milliseconds to predict one message (batch of 1): median (p50) and 95th percentile (p95)
-    over ``samples`` calls, each timed alone, after ``warmup`` untimed calls. Texts are cycled.
-    ``description`` shows a progress bar with that label."""
+    over ``samples`` calls, each timed alone, after ``warmup`` untimed calls. Texts are cycled
+    from the first, so this times the messages as given; :func:`measure_latency_by_length`
+    times a sample of the data's lengths instead. ``description`` shows a progress bar."""
     _positive("samples", samples)
-    sample_texts = _cycled(texts, warmup + samples)
-    for text in sample_texts[:warmup]:
+    p50, p95 = np.percentile(_time_one_by_one(model, _cycled(texts, samples), warmup, description), [50, 95])
+    return float(p50), float(p95)
+
+
+def _time_one_by_one(model: TextClassifier, texts: Sequence[str], warmup: int, description: str | None) -> np.ndarray:
+    """Milliseconds of ``model.predict_proba([text])`` for each of ``texts``, after ``warmup``
+    untimed calls on them (cycled)."""
+    for text in _cycled(texts, warmup):
         model.predict_proba([text])
-    timed = sample_texts[warmup:]
-    durations_ns = np.empty(samples, dtype=np.int64)
-    for i, text in enumerate(timed if description is None else track(timed, description)):
+    durations_ns = np.empty(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts if description is None else track(texts, description)):
         start = time.perf_counter_ns()
         model.predict_proba([text])
         durations_ns[i] = time.perf_counter_ns() - start
-    p50, p95 = np.percentile(durations_ns / 1e6, [50, 95])
-    return float(p50), float(p95)
+    return durations_ns / 1e6
+
+
+def length_quartiles(texts: Sequence[str]) -> list[np.ndarray]:
+    """Indices of ``texts`` in four groups of (nearly) equal size by length in characters,
+    shortest first; ties are split by position, so every group has texts once there are four.
+    Fewer than four texts make fewer groups."""
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    return [group for group in np.array_split(order, 4) if len(group)]
+
+
+def latency_sample(texts: Sequence[str], samples: int, seed: int = 0) -> list[tuple[int, int]]:
+    """``samples`` (quartile, text index) pairs drawn evenly from the length quartiles of
+    ``texts`` (:func:`length_quartiles`, numbered from 1), without replacement while a quartile
+    has texts left, in a seeded random order so that drift over the run hits every quartile alike."""
+    _positive("samples", samples)
+    if not texts:
+        raise TextdistillError("no texts to measure cost on: give at least one message.")
+    rng = np.random.default_rng(seed)
+    quartiles = length_quartiles(texts)
+    per_quartile = [len(part) for part in np.array_split(np.arange(samples), len(quartiles))]
+    drawn = []
+    for number, (group, n) in enumerate(zip(quartiles, per_quartile), start=1):
+        rounds = max(1, -(-n // len(group)))  # every text of the quartile once before any twice
+        picks = np.concatenate([rng.permutation(group) for _ in range(rounds)])[:n]
+        drawn += [(number, int(i)) for i in picks]
+    return [drawn[i] for i in rng.permutation(len(drawn))]
+
+
+def measure_latency_by_length(
+    model: TextClassifier,
+    texts: Sequence[str],
+    *,
+    samples: int = 200,
+    warmup: int = 20,
+    seed: int = 0,
+    description: str | None = None,
+) -> tuple[float, float, list[dict[str, Any]]]:
+    """Batch-1 latency at the real lengths of ``texts``: ``samples`` messages drawn evenly from
+    their length quartiles (:func:`latency_sample`), each timed alone after ``warmup`` untimed
+    calls. Returns p50 and p95 ms over all timed messages and, per quartile, its range of
+    characters (over all of ``texts``), the number of timed messages and their p50 / p95 ms."""
+    drawn = latency_sample(texts, samples, seed)
+    durations_ms = _time_one_by_one(model, [texts[i] for _, i in drawn], warmup, description)
+    timed_quartile = np.array([number for number, _ in drawn])
+    by_length = []
+    for number, group in enumerate(length_quartiles(texts), start=1):
+        lengths = [len(texts[i]) for i in group]
+        timed = durations_ms[timed_quartile == number]
+        p50, p95 = (float(ms) for ms in np.percentile(timed, [50, 95])) if len(timed) else (None, None)
+        by_length.append(
+            {"quartile": number, "min_chars": min(lengths), "max_chars": max(lengths), "n": len(timed), "p50_ms": p50, "p95_ms": p95}
+        )
+    p50, p95 = np.percentile(durations_ms, [50, 95])
+    return float(p50), float(p95), by_length
 
 
 def _n_throughput_messages(batch_size: int, min_messages: int) -> int:
@@ -213,6 +272,7 @@ class CostReport:
 
     latency_ms_p50: float
     latency_ms_p95: float
+    latency_by_length: list[dict[str, Any]]
     throughput_per_s: float
     peak_rss_mb: float
     size_mb: float
@@ -238,7 +298,9 @@ def measure_cost(
 ) -> CostReport:
     """Measure everything under one thread count (all logical cores when None).
 
-    - ``latency_ms_p50`` / ``latency_ms_p95``: ms per message at batch 1 (:func:`measure_latency`);
+    - ``latency_ms_p50`` / ``latency_ms_p95``: ms per message at batch 1, over ``latency_samples``
+      messages drawn evenly from the length quartiles of ``texts``; ``latency_by_length``: the
+      same per quartile (:func:`measure_latency_by_length`);
     - ``throughput_per_s``: messages per second in batches of ``batch_size`` (:func:`measure_throughput`);
     - ``peak_rss_mb``: peak MiB of a fresh process loading ``model_dir`` and predicting all
       ``texts`` in batches of ``batch_size`` (:func:`measure_peak_rss_mb`);
@@ -246,7 +308,7 @@ def measure_cost(
     - ``settings``: the sample counts behind the numbers.
     """
     with limit_threads(threads) as effective:
-        p50, p95 = measure_latency(
+        p50, p95, by_length = measure_latency_by_length(
             model, texts, samples=latency_samples, warmup=warmup, description="Measuring latency (batch 1)"
         )
         throughput = measure_throughput(model, texts, batch_size=batch_size, min_messages=min_messages, repeats=repeats)
@@ -254,6 +316,7 @@ def measure_cost(
     return CostReport(
         latency_ms_p50=p50,
         latency_ms_p95=p95,
+        latency_by_length=by_length,
         throughput_per_s=throughput,
         peak_rss_mb=peak,
         size_mb=size_on_disk_mb(model_dir),

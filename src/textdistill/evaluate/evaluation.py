@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from textdistill.data.messages import MessageSet, SkippedRow
+from textdistill.data.messages import MessageSet, SkippedRow, text_cleaning
 from textdistill.errors import DataError
 from textdistill.evaluate.cost import machine_info, measure_cost
 from textdistill.evaluate.metrics import choose_positive_label, quality_metrics
@@ -37,8 +37,15 @@ class CostSettings:
 
 
 def predict_proba_batched(model: TextClassifier, texts: list[str], description: str = "Predicting") -> np.ndarray:
-    batches = [texts[i : i + PREDICT_BATCH_SIZE] for i in range(0, len(texts), PREDICT_BATCH_SIZE)]
-    return np.concatenate([model.predict_proba(batch) for batch in track(batches, description)])
+    """Probabilities (n, L), rows in ``texts`` order, predicted shortest first in batches of
+    ``PREDICT_BATCH_SIZE``: messages of similar length share a batch, so a model that pads a
+    batch to its longest message pads little, and one long email costs only its own batch."""
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    batches = [order[i : i + PREDICT_BATCH_SIZE] for i in range(0, len(texts), PREDICT_BATCH_SIZE)]
+    in_length_order = np.concatenate([model.predict_proba([texts[i] for i in rows]) for rows in track(batches, description)])
+    proba = np.empty_like(in_length_order)
+    proba[order] = in_length_order
+    return proba
 
 
 def drop_unknown_labels(messages: MessageSet, model: TextClassifier, skip_bad_rows: bool) -> MessageSet:
@@ -104,6 +111,7 @@ def evaluate_model(
         "thresholds": _thresholds(model),
         "skipped_rows": len(messages.skipped),
         "skipped": [{"file": s.file, "row": s.row, "column": s.column, "problem": s.problem} for s in messages.skipped],
+        "text_cleaning": text_cleaning(messages),
     }
     if cost.measure:
         report = measure_cost(
@@ -119,7 +127,7 @@ def evaluate_model(
         )
         result.update(report.to_dict())
     else:
-        result.update(dict.fromkeys(("latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb", "size_mb", "threads")))
+        result.update(dict.fromkeys(("latency_ms_p50", "latency_ms_p95", "latency_by_length", "throughput_per_s", "peak_rss_mb", "size_mb", "threads")))
         result["n_params"] = model.n_params
     if model.kind == "early_exit":
         result["early_exit"] = early_exit_summary(model, messages, threads=cost.threads)

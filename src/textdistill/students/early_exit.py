@@ -326,17 +326,20 @@ class EarlyExitClassifier(TextClassifier):
 
     @torch.inference_mode()
     def branch_logits(self, texts: Sequence[str]) -> np.ndarray:
-        """(n_layers, n, L): every branch's logits for every message (the last is the final head)."""
+        """(n_layers, n, L): every branch's logits for every message (the last is the final head),
+        in length-sorted batches of ``predict_batch_size``."""
         self.backbone.network.eval()
         self.branches.eval()
         texts = list(texts)
+        order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty((self.n_layers, len(texts), len(self._space())), dtype=np.float32)
         size = self.backbone.config.predict_batch_size
+        heads = [*self.branches, self.backbone.network.head]
         for start in range(0, len(texts), size):
-            pooled = self._pooled_layers(self.backbone.encode_batch(texts[start : start + size]))
-            heads = [*self.branches, self.backbone.network.head]
+            rows = order[start : start + size]
+            pooled = self._pooled_layers(self.backbone.encode_batch([texts[i] for i in rows]))
             for k, (head, p) in enumerate(zip(heads, pooled)):
-                out[k, start : start + size] = head(p).float().cpu().numpy()
+                out[k, rows] = head(p).float().cpu().numpy()
         return out
 
     def branch_divergence(self, texts: Sequence[str], temperature: float = 1.0) -> list[float]:
