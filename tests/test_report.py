@@ -27,7 +27,7 @@ def _evaluation(name: str, *, macro_f1: float, p50: float, **overrides: object) 
     """A hierarchical single-label evaluation with 23 labels, the weakest being 'Shipping > Delay'."""
     evaluation = {
         "name": name,
-        "kind": "student",
+        "kind": "static",
         "model_dir": f"runs/{name}",
         "data": "test.csv",
         "n_messages": 400,
@@ -72,7 +72,7 @@ def _evaluation(name: str, *, macro_f1: float, p50: float, **overrides: object) 
 
 @pytest.fixture(scope="module")
 def evaluations() -> list[dict]:
-    teacher = _evaluation("teacher", macro_f1=0.902, p50=24.6, accuracy=0.931, micro_f1=0.931)
+    teacher = _evaluation("teacher", macro_f1=0.902, p50=24.6, accuracy=0.931, micro_f1=0.931, kind="transformer")
     teacher.update(latency_ms_p95=39.4, throughput_per_s=40.65, peak_rss_mb=1450.52, size_mb=438.2)
     teacher["n_params"] = 109_482_240
     student = _evaluation("student", macro_f1=0.884, p50=0.8213, accuracy=0.9154, micro_f1=0.9154)
@@ -108,32 +108,40 @@ def test_writes_the_three_files(report: ReportFiles) -> None:
 def test_markdown_summary_has_a_row_per_model_with_formatted_numbers(report: ReportFiles) -> None:
     markdown = report.markdown.read_text(encoding="utf-8")
     table = _section(markdown, "## Models side by side").splitlines()
-    assert "| model | accuracy | micro-F1 | macro-F1 | ms/message (p50) | p95 ms | messages/s | peak MB" in table[2]
+    assert table[2] == (
+        "| model | role | accuracy | 95 % interval | % of teacher | Δ vs baseline (pts) | macro-F1 "
+        "| ms/message (p50) | p95 ms | messages/s | peak MB | size MB | parameters |"
+    )
     rows = [line for line in table[4:] if line.startswith("| ")]
+    # evaluations from before roles and per-message results: roles inferred, no interval, no baseline
     assert rows == [
-        "| teacher | **0.931** | **0.931** | **0.902** | 24.6 | 39.4 | 41 | 1,450.5 | 438.2 | 109,482,240 |",
-        "| student | 0.915 | 0.915 | 0.884 | **0.821** | **1.31** | **5,432** | **180.2** | **12.3** | **1,234,567** |",
-        "| student-wide | 0.900 | 0.900 | 0.861 | 1.90 | 3.04 | 526 | 200.0 | 20.0 | 2,000,000 |",
+        "| teacher | teacher | **0.931** | — | 100.0 % | — | **0.902** | 24.6 | 39.4 | 41 | 1,450.5 | 438.2 | 109,482,240 |",
+        "| student | student | 0.915 | — | 98.3 % | — | 0.884 | **0.821** | **1.31** | **5,432** | **180.2** | **12.3** | **1,234,567** |",
+        "| student-wide | student | 0.900 | — | 96.7 % | — | 0.861 | 1.90 | 3.04 | 526 | 200.0 | 20.0 | 2,000,000 |",
     ]
 
 
-def test_null_accuracy_shows_a_dash(tmp_path: Path) -> None:
+def test_multi_label_headline_is_micro_f1_without_an_accuracy_column(tmp_path: Path) -> None:
     multi = _evaluation("multi", macro_f1=0.7, p50=2.0, accuracy=None, multi_label=True)
     multi["thresholds"] = {"mode": "per_label", "values": {}}
     markdown = build_report([multi], tmp_path).markdown.read_text(encoding="utf-8")
-    assert "| multi | — | 0.900 | 0.700 |" in markdown
+    table = _section(markdown, "## Models side by side")
+    assert "| model | role | micro-F1 | 95 % interval |" in table and "accuracy" not in table
+    assert "| multi | student | 0.900 | — | — | — | 0.700 |" in table
+    assert "**Headline metric:** micro-F1" in markdown
     assert "| per\\_label |" in markdown  # thresholds mode in the data notes
 
 
 def test_dominated_model_is_named_with_its_dominator(report: ReportFiles) -> None:
     sentence = (
-        "student-wide (macro-F1 0.861 at 1.90 ms/message) is dominated by student "
-        "(macro-F1 0.884 at 0.821 ms/message), which is faster and more accurate."
+        "student-wide (accuracy 0.900 at 1.90 ms/message) is dominated by student "
+        "(accuracy 0.915 at 0.821 ms/message), which is faster and more accurate "
+        "(+1.5 points, noise not assessed: no per-message results)."
     )
     for text in (report.markdown.read_text(encoding="utf-8"), report.html.read_text(encoding="utf-8")):
         assert sentence in text
-        assert "teacher (macro-F1 0.902 at 24.6 ms/message) is dominated" not in text
-        assert "student (macro-F1 0.884 at 0.821 ms/message) is dominated" not in text
+        assert "teacher (accuracy 0.931 at 24.6 ms/message) is dominated" not in text
+        assert "student (accuracy 0.915 at 0.821 ms/message) is dominated" not in text
 
 
 def test_labels_weakest_first_and_truncated_in_markdown(report: ReportFiles) -> None:
@@ -170,8 +178,10 @@ def test_other_sections(report: ReportFiles) -> None:
     markdown = report.markdown.read_text(encoding="utf-8")
     headings = [line for line in markdown.splitlines() if line.startswith("## ")]
     assert headings == [
+        "## Summary",
         "## Models side by side",
         "## Quality vs latency",
+        "## Measurement conditions",
         "## Scores per hierarchy level",
         "## Weakest labels (15 per model; all in report.html)",
         "## Most confused label pairs (top 10)",
@@ -181,7 +191,9 @@ def test_other_sections(report: ReportFiles) -> None:
     assert "| 1 | teacher | 0.950 | 0.950 | 0.940 |" in markdown
     assert "| Shipping > Delay | \\<script>alert(1)\\</script> & Co | 7 |" in markdown
     assert "> **Warning:** student-wide: 3 row(s) of test.csv were skipped" in markdown
-    assert "| student | AMD EPYC 7B13 | 2 | avx2, avx512\\_vnni | 2 |" in markdown
+    # one row per distinct machine and package version, not one per model
+    assert "| all | AMD EPYC 7B13 | 2 | avx2, avx512\\_vnni | 2 |" in markdown
+    assert "| textdistill | 0.1.0 | all |" in markdown and markdown.count("| AMD EPYC 7B13 |") == 1
     assert '<p class="warning" role="alert">⚠ student-wide: 3 row(s)' in report.html.read_text(encoding="utf-8")
 
 
