@@ -11,10 +11,12 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from matplotlib.image import imread
 
 from textdistill.evaluate.report import ReportFiles, build_report, collect_evaluations
+from textdistill.evaluate.report.analysis import Analysis
 
 NASTY = "<script>alert(1)</script> & Co"
 
@@ -209,6 +211,170 @@ def test_model_names_are_plain_text_in_the_plot(tmp_path: Path) -> None:
     assert "a &lt;b&gt; &amp; $5 or $6" in svg  # escaped, and not parsed as TeX math
 
 
+# --- roles, the headline metric and its noise (the demo's situation: a weak teacher) -------------
+
+N_TEST = 1000
+
+
+def _flags(n_wrong: int, *, more_wrong_than: np.ndarray | None = None, extra: int = 0) -> np.ndarray:
+    """Per-message correct flags: ``n_wrong`` wrong at fixed positions, or ``extra`` more wrong than ``more_wrong_than``."""
+    if more_wrong_than is None:
+        correct = np.ones(N_TEST, dtype=int)
+        correct[np.random.default_rng(1).choice(N_TEST, n_wrong, replace=False)] = 0
+        return correct
+    correct = more_wrong_than.copy()
+    correct[np.flatnonzero(correct)[:extra]] = 0
+    return correct
+
+
+def _scored(name: str, correct: np.ndarray, *, p50: float, role: str, **fields: object) -> dict:
+    """An evaluation with per-message results, as `textdistill evaluate` writes it."""
+    accuracy = float(correct.mean())
+    tp = " ".join(map(str, correct))
+    wrong = " ".join(map(str, 1 - correct))
+    evaluation = _evaluation(name, macro_f1=accuracy - 0.02, p50=p50, accuracy=accuracy, micro_f1=accuracy, role=role, **fields)
+    evaluation.update(
+        model_dir=f"/runs/demo/models/{name}",
+        n_messages=N_TEST,
+        test_sha256="same-test-set",
+        per_message={"metric": "accuracy", "tp": tp, "fp": wrong, "fn": wrong},
+        settings={"latency_samples": 200, "warmup": 20, "throughput_batch_size": 256, "throughput_messages": 2048, "repeats": 3},
+        load_average={"before": [0.52, 0.4, 0.3], "after": [1.25, 0.6, 0.35]},
+    )
+    return evaluation
+
+
+@pytest.fixture(scope="module")
+def demo() -> list[dict]:
+    """Baseline 0.932, teacher 0.903 (weak), students below both, an int8 copy one message off its source;
+    in alphabetical order, as a run directory lists them."""
+    baseline = _flags(68)
+    teacher = _flags(0, more_wrong_than=baseline, extra=29)
+    static = _flags(0, more_wrong_than=teacher, extra=12)
+    return [
+        _scored("baseline", baseline, p50=0.3, role="baseline", kind="baseline", description="TF-IDF + linear classifier"),
+        _scored("bilstm", _flags(0, more_wrong_than=static, extra=30), p50=2.0, role="student", kind="bilstm", teacher="teacher"),
+        _scored("static", static, p50=0.05, role="student", kind="static", teacher="teacher", description="static student"),
+        _scored(
+            "static-int8", _flags(0, more_wrong_than=static, extra=1), p50=0.045, role="compressed", kind="onnx", source="static",
+            compression={"precision": "int8", "source": "/runs/demo/models/static", "source_kind": "static"},
+        ),
+        _scored(
+            "teacher", teacher, p50=24.0, role="teacher", kind="transformer", description="bert-base-uncased, full fine-tuning",
+            teacher_check={"metric": "accuracy", "teacher": 0.901, "baseline": 0.929, "teacher_is_better": False},
+            latency_by_length=[
+                {"quartile": q, "min_chars": 40 * q, "max_chars": 40 * q + 39, "n": 250, "p50_ms": 20.0 + q, "p95_ms": 30.0 + q} for q in range(1, 5)
+            ],
+            text_cleaning={"messages": 1000, "chars_before_p50": 812.0, "chars_before_p95": 4210.0, "chars_after_p50": 301.0, "chars_after_p95": 960.0},
+        ),
+    ]
+
+
+@pytest.fixture(scope="module")
+def demo_report(demo: list[dict], tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
+    return build_report(demo, tmp_path_factory.mktemp("demo"), title="Demo")
+
+
+def _summary_rows(markdown: str) -> list[list[str]]:
+    lines = [line for line in _section(markdown, "## Models side by side").splitlines() if line.startswith("| ")]
+    return [[cell.strip().strip("*") for cell in line.strip("|").split(" | ")] for line in lines[1:]]
+
+
+def test_rows_are_grouped_by_role_with_copies_under_their_source(demo_report: ReportFiles) -> None:
+    rows = _summary_rows(demo_report.markdown.read_text(encoding="utf-8"))
+    assert [(row[0], row[1]) for row in rows] == [
+        ("baseline", "baseline"),
+        ("teacher", "teacher"),
+        ("bilstm", "student"),
+        ("static", "student"),
+        ("static-int8", "int8 copy of static"),
+    ]
+
+
+def test_share_of_teacher_and_change_against_the_baseline(demo_report: ReportFiles) -> None:
+    rows = {row[0]: row for row in _summary_rows(demo_report.markdown.read_text(encoding="utf-8"))}
+    assert [rows["static"][i] for i in (2, 4, 5)] == ["0.891", "98.7 %", "-4.1"]
+    assert rows["teacher"][4] == "100.0 %" and rows["baseline"][5] == "—"
+    assert rows["static-int8"][5] == "-4.2"  # 42 messages fewer right than the baseline: outside the noise
+
+
+def test_intervals_are_bootstrap_intervals_around_the_value(demo_report: ReportFiles) -> None:
+    for row in _summary_rows(demo_report.markdown.read_text(encoding="utf-8")):
+        value = float(row[2])
+        low, high = map(float, row[3].split("–"))
+        # a binomial proportion's 95 % interval is about ±1.96 sqrt(p (1 - p) / n)
+        half_width = 1.96 * (value * (1 - value) / N_TEST) ** 0.5
+        assert low < value < high
+        assert abs((high - low) / 2 - half_width) < 0.004, row
+
+
+def test_noise_decides_dominance(demo_report: ReportFiles) -> None:
+    markdown = demo_report.markdown.read_text(encoding="utf-8")
+    sentences = [line[2:] for line in _section(markdown, "## Quality vs latency").splitlines() if line.startswith("- ")]
+    assert any(s.startswith("bilstm (accuracy 0.861 at 2.00 ms/message) is dominated by baseline") for s in sentences)
+    assert any(s.startswith("teacher (accuracy 0.903 at 24.0 ms/message) is dominated by baseline") for s in sentences)
+    # one message apart: neither dominates the other, and the report says the difference is noise
+    assert not any(s.startswith(("static (", "static-int8 (")) and " is dominated" in s for s in sentences)
+    assert any(
+        s.startswith("static (accuracy 0.891 at 0.0500 ms/message) is slower than static-int8 (accuracy 0.890 at 0.0450 ms/message)")
+        and s.endswith("within noise).")
+        for s in sentences
+    )
+
+
+def test_summary_box_verdict_and_weak_teacher_warning(demo_report: ReportFiles) -> None:
+    markdown = demo_report.markdown.read_text(encoding="utf-8")
+    box = _section(markdown, "## Summary")
+    assert "**Data:** 1,000 test messages (test.csv); 23 labels, single-label." in box
+    assert "**Teacher:** teacher: bert-base-uncased, full fine-tuning." in box
+    assert "**Students:** bilstm, static (static student), static-int8." in box
+    assert "**Verdict:** The static student keeps 98.7 % of the teacher's accuracy at 1/480 of its latency; it is worse than the TF-IDF baseline (-4.1 points, 95 % interval" in box
+    assert "> **Warning:** Weak teacher: on the validation data its accuracy is 0.901, the TF-IDF baseline's 0.929." in box
+    assert "On the test data the teacher (accuracy 0.903) is worse than the TF-IDF baseline (0.932)" in box
+    html = demo_report.html.read_text(encoding="utf-8")
+    assert html.count('<p class="warning" role="alert">⚠ ') == 2
+    assert html.index('id="summary-box"') < html.index("Weak teacher") < html.index('id="summary"')
+
+
+def test_measurement_conditions_and_the_other_engineers_fields(demo_report: ReportFiles) -> None:
+    markdown = demo_report.markdown.read_text(encoding="utf-8")
+    conditions = _section(markdown, "## Measurement conditions")
+    assert "| static | 2 | batch 1, 200 calls after 20 warm-up | batch 256, 2,048 messages × 3 | 0.52, 0.40, 0.30 → 1.25, 0.60, 0.35 |" in conditions
+    assert "| teacher | 3 | 120–159 | 250 | 23.0 | 33.0 |" in _section(markdown, "### Latency by message length")
+    assert "| teacher | 1,000 | 812 | 4,210 | 301 | 960 |" in _section(markdown, "### Text clean-up")
+    assert "int8 weights (one byte instead of four)" in _section(markdown, "## Models side by side")
+
+
+def test_old_evaluations_have_no_conditions_by_length_or_clean_up(report: ReportFiles) -> None:
+    markdown = report.markdown.read_text(encoding="utf-8")
+    assert "### Latency by message length" not in markdown and "### Text clean-up" not in markdown
+    assert "| teacher | 2 | batch 1 | — | — |" in markdown
+    assert "Compressed copies:" not in markdown
+
+
+def test_two_class_headline_is_the_positive_class_f1(tmp_path: Path) -> None:
+    positive = {"label": "spam", "chosen": "rarer class", "precision": 0.8, "recall": 0.6, "f1": 0.686, "support": 50, "average_precision": 0.7}
+    spam = _evaluation("spam-filter", macro_f1=0.8, p50=1.0, accuracy=0.95, positive_class=positive)
+    markdown = build_report([spam], tmp_path).markdown.read_text(encoding="utf-8")
+    assert "| model | role | positive-class F1 | 95 % interval | % of teacher | Δ vs baseline (pts) | accuracy | macro-F1 |" in markdown
+    assert "| spam-filter | student | 0.686 | — | — | — | 0.950 | 0.800 |" in markdown
+
+
+def test_noise_pairs_models_over_the_same_resamples() -> None:
+    one_apart = [_flags(100), _flags(0, more_wrong_than=_flags(100), extra=1)]
+    far_apart = [one_apart[0], _flags(0, more_wrong_than=one_apart[0], extra=40)]
+    for models, sign in ((one_apart, 0), (far_apart, 1)):
+        evaluations = [_scored(f"m{i}", correct, p50=1.0, role="student") for i, correct in enumerate(models)]
+        analysis = Analysis(evaluations)
+        difference = analysis.difference(0, 1)
+        assert difference.value == pytest.approx(models[0].mean() - models[1].mean())
+        assert difference.sign == sign, difference
+    # a different test set is never paired
+    other = _scored("other", far_apart[1], p50=1.0, role="student", test_sha256="another")
+    other["test_sha256"] = "another"
+    assert not Analysis([evaluations[0], other]).difference(0, 1).assessed
+
+
 # --- collecting evaluation files ---------------------------------------------------------------
 
 
@@ -261,12 +427,18 @@ def test_collect_says_where_it_looked_when_nothing_is_found(tmp_path: Path) -> N
 
 
 class _PageProbe(HTMLParser):
-    """Counts the summary table's body rows and the marker elements in each ``td-point-*`` SVG group."""
+    """Counts the summary table's body rows and the marker elements in each ``td-point-*`` SVG group;
+    collects the summary table's header cells, the summary box's text and the error-bar groups."""
 
     def __init__(self) -> None:
         super().__init__()
         self.summary_rows = 0
+        self.summary_header: list[str] = []
+        self.box_text = ""
+        self.intervals: dict[str, int] = {}
         self.markers: dict[str, int] = {}
+        self._in_box = 0
+        self._in_header = False
         self._table: list[str | None] = []  # ids of open tables
         self._in_tbody = False
         self._groups: list[str | None] = []  # ids of open SVG groups
@@ -274,6 +446,11 @@ class _PageProbe(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         element_id = dict(attrs).get("id")
+        if element_id == "summary-box" or (self._in_box and tag == "section"):
+            self._in_box += 1
+        if tag == "th" and self._table[-1:] == ["summary"]:
+            self._in_header = True
+            self.summary_header.append("")
         if tag == "table":
             self._table.append(element_id)
         elif tag == "tbody":
@@ -284,14 +461,29 @@ class _PageProbe(HTMLParser):
             self._groups.append(element_id)
             if element_id and element_id.startswith("td-point-"):
                 self.markers[element_id] = 0
+            if element_id and element_id.startswith("td-interval-"):
+                self.intervals[element_id] = 0
         elif tag == "defs":
             self._defs += 1
         elif tag in ("use", "path") and not self._defs:
             point = next((g for g in self._groups if g and g.startswith("td-point-")), None)
             if point:
                 self.markers[point] += 1
+            interval = next((g for g in self._groups if g and g.startswith("td-interval-")), None)
+            if interval:
+                self.intervals[interval] += 1
+
+    def handle_data(self, data: str) -> None:
+        if self._in_box:
+            self.box_text += data
+        if self._in_header:
+            self.summary_header[-1] += data
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "section" and self._in_box:
+            self._in_box -= 1
+        if tag == "th":
+            self._in_header = False
         if tag == "table":
             self._table.pop()
         elif tag == "tbody":
@@ -320,16 +512,21 @@ def _chromium(binary: str, profile: Path, *args: str) -> str:
     return stdout
 
 
-def test_page_renders_in_headless_chromium(report: ReportFiles, evaluations: list[dict], tmp_path: Path) -> None:
+def test_page_renders_in_headless_chromium(demo_report: ReportFiles, demo: list[dict], tmp_path: Path) -> None:
     binary = shutil.which("chromium")
     if binary is None:
         pytest.skip("no `chromium` binary on PATH: cannot render the HTML report in a browser")
-    url = report.html.resolve().as_uri()
+    url = demo_report.html.resolve().as_uri()
 
     probe = _PageProbe()
     probe.feed(_chromium(binary, tmp_path / "profile-dom", "--dump-dom", url))
-    assert probe.summary_rows == len(evaluations)
-    assert probe.markers == {f"td-point-{i}": 1 for i in range(len(evaluations))}
+    assert probe.summary_rows == len(demo)
+    assert probe.summary_header[:6] == ["model", "role", "accuracy", "95 % interval", "% of teacher", "Δ vs baseline (pts)"]
+    assert "Verdict" in probe.box_text and "keeps 98.7 % of the teacher's accuracy" in probe.box_text
+    assert probe.markers == {f"td-point-{i}": 1 for i in range(len(demo))}
+    # every model has an error bar (a vertical line and two caps)
+    assert sorted(probe.intervals) == sorted(f"td-interval-{i}" for i in range(len(demo)))
+    assert all(count >= 1 for count in probe.intervals.values())
 
     shot = tmp_path / "shot.png"
     _chromium(binary, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1200,2000", url)

@@ -14,7 +14,7 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; margin: 0; }
-main { max-width: 1120px; margin: 0 auto; padding: 24px 32px 48px; }
+main { max-width: 1280px; margin: 0 auto; padding: 24px 32px 48px; }
 h1 { font-size: 1.7em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; }
 h3 { font-size: 1.05em; }
@@ -24,6 +24,7 @@ table { border-collapse: collapse; margin: 0.6em 0; font-variant-numeric: tabula
 th, td { padding: 4px 10px; border-bottom: 1px solid #e1e4e8; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; font-weight: 600; }
 th.num, td.num { text-align: right; }
+td.num { white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 td strong { color: #0a5c2b; }
 figure { margin: 1em 0; }

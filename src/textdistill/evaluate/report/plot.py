@@ -64,8 +64,9 @@ def _draw(ax, analysis: Analysis, dominated_by: dict[int, list[int]]) -> None:
         on_front = not dominated_by[i]
         if interval := analysis.noise.interval(i):
             bar = [[y - interval[0]], [interval[1] - y]]
-            ax.errorbar([x], [y], yerr=bar, fmt="none", ecolor="0.55", elinewidth=1, capsize=3, zorder=2, gid=INTERVAL_ID.format(i))
-        position = (round(math.log10(x), 2), round(y, 3))
+            _, _, (bar_lines,) = ax.errorbar([x], [y], yerr=bar, fmt="none", ecolor="0.55", elinewidth=1, capsize=3, zorder=2)
+            bar_lines.set_gid(INTERVAL_ID.format(i))
+        position = (round(math.log10(x), 1), round(y, 2))  # within ~25 % in x and 0.01 in y: stack the labels
         ax.scatter(
             [x],
             [y],
