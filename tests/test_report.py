@@ -126,12 +126,14 @@ def test_markdown_summary_has_a_row_per_model_with_formatted_numbers(report: Rep
 def test_multi_label_headline_is_micro_f1_without_an_accuracy_column(tmp_path: Path) -> None:
     multi = _evaluation("multi", macro_f1=0.7, p50=2.0, accuracy=None, multi_label=True)
     multi["thresholds"] = {"mode": "per_label", "values": {}}
+    multi["by_level"] = [{**level, "accuracy": None} for level in multi["by_level"]]
     markdown = build_report([multi], tmp_path).markdown.read_text(encoding="utf-8")
     table = _section(markdown, "## Models side by side")
     assert "| model | role | micro-F1 | 95 % interval |" in table and "accuracy" not in table
     assert "| multi | student | 0.900 | — | — | — | 0.700 |" in table
     assert "**Headline metric:** micro-F1" in markdown
     assert "| per\\_label |" in markdown  # thresholds mode in the data notes
+    assert "| level | model | micro-F1 | macro-F1 |" in markdown  # nor per hierarchy level
 
 
 def test_dominated_model_is_named_with_its_dominator(report: ReportFiles) -> None:
@@ -340,9 +342,18 @@ def test_measurement_conditions_and_the_other_engineers_fields(demo_report: Repo
     markdown = demo_report.markdown.read_text(encoding="utf-8")
     conditions = _section(markdown, "## Measurement conditions")
     assert "| static | 2 | batch 1, 200 calls after 20 warm-up | batch 256, 2,048 messages × 3 | 0.52, 0.40, 0.30 → 1.25, 0.60, 0.35 |" in conditions
+    assert "busy machine" not in conditions
     assert "| teacher | 3 | 120–159 | 250 | 23.0 | 33.0 |" in _section(markdown, "### Latency by message length")
     assert "| teacher | 1,000 | 812 | 4,210 | 301 | 960 |" in _section(markdown, "### Text clean-up")
     assert "int8 weights (one byte instead of four)" in _section(markdown, "## Models side by side")
+
+
+def test_a_busy_machine_is_called_out(demo: list[dict], tmp_path: Path) -> None:
+    busy = {**demo[0], "load_average": {"before": [1.8, 1.0, 0.9], "after": [2.4, 1.2, 1.0]}}
+    markdown = build_report([busy, demo[1]], tmp_path).markdown.read_text(encoding="utf-8")
+    conditions = _section(markdown, "## Measurement conditions")
+    assert "> **Warning:** Measured on a busy machine (1-minute load average at or above the core count): baseline (2.40 on 2 cores)." in conditions
+    assert "bilstm (" not in conditions  # 1.25 on 2 cores
 
 
 def test_old_evaluations_have_no_conditions_by_length_or_clean_up(report: ReportFiles) -> None:

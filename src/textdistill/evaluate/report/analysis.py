@@ -141,7 +141,7 @@ class Analysis:
         warnings = []
         check = self.evaluations[self.teacher].get("teacher_check") or {}
         if check and check.get("teacher_is_better") is False:
-            metric = str(check.get("metric", "score")).replace("_", "-")
+            metric = HEADLINE_TITLES.get(str(check.get("metric")), str(check.get("metric", "score")))
             warnings.append(
                 f"Weak teacher: on the validation data its {metric} is {_score(check.get('teacher'))}, the TF-IDF "
                 f"baseline's {_score(check.get('baseline'))}. Students distilled from it will be weak; train longer "

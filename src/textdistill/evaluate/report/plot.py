@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-from collections import Counter
 
 import matplotlib
 from matplotlib.figure import Figure
@@ -59,14 +58,19 @@ def _draw(ax, analysis: Analysis, dominated_by: dict[int, list[int]]) -> None:
     front = sorted(points[i] for i, by in dominated_by.items() if not by)
     steps = [*front, (high, front[-1][1])]
     ax.step([x for x, _ in steps], [y for _, y in steps], where="post", color="C0", alpha=0.6, label="Pareto front")
-    stacked: Counter[tuple[float, float]] = Counter()  # labels already placed at (about) each position
+    # the y axis spans the points and their intervals
+    ys = [y for _, y in points.values()] + [end for i in points if (interval := analysis.noise.interval(i)) for end in interval]
+    near_y = 0.04 * ((max(ys) - min(ys)) or 1.0)
+    placed: list[tuple[float, float]] = []  # (log10 x, y) of the labels placed so far
     for i, (x, y) in points.items():
         on_front = not dominated_by[i]
         if interval := analysis.noise.interval(i):
             bar = [[y - interval[0]], [interval[1] - y]]
             _, _, (bar_lines,) = ax.errorbar([x], [y], yerr=bar, fmt="none", ecolor="0.55", elinewidth=1, capsize=3, zorder=2)
             bar_lines.set_gid(INTERVAL_ID.format(i))
-        position = (round(math.log10(x), 1), round(y, 2))  # within ~25 % in x and 0.01 in y: stack the labels
+        # labels of points within about a third in x and 4 % of the y range would overlap: stack them
+        position = (math.log10(x), y)
+        stacked = sum(abs(position[0] - px) < 0.15 and abs(y - py) < near_y for px, py in placed)
         ax.scatter(
             [x],
             [y],
@@ -77,8 +81,8 @@ def _draw(ax, analysis: Analysis, dominated_by: dict[int, list[int]]) -> None:
             facecolors="C0" if on_front else "white",
             edgecolors="C0" if on_front else "0.45",
         )
-        offset = (6, 5 + 11 * stacked[position])
-        stacked[position] += 1
+        offset = (6, 5 + 13 * stacked)
+        placed.append(position)
         name = analysis.evaluations[i]["name"]
         ax.annotate(name, (x, y), xytext=offset, textcoords="offset points", annotation_clip=False, parse_math=False)
     ax.legend(loc="best")

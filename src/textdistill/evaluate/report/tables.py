@@ -175,11 +175,11 @@ def level_table(evaluations: list[dict]) -> Table | None:
     )
     if not entries:
         return None
-    rows = tuple(
-        (str(lv), evaluations[i]["name"], *(fmt_score(level.get(key)) for key in ("accuracy", "micro_f1", "macro_f1")))
-        for lv, i, level in entries
-    )
-    return Table(("level", "model", "accuracy", "micro-F1", "macro-F1"), rows, (True, False, True, True, True))
+    # multi-label levels have no accuracy: no column of dashes
+    keys = [key for key in ("accuracy", "micro_f1", "macro_f1") if key != "accuracy" or any(number(level.get(key)) is not None for *_, level in entries)]
+    rows = tuple((str(lv), evaluations[i]["name"], *(fmt_score(level.get(key)) for key in keys)) for lv, i, level in entries)
+    titles = {"accuracy": "accuracy", "micro_f1": "micro-F1", "macro_f1": "macro-F1"}
+    return Table(("level", "model", *(titles[key] for key in keys)), rows, (True, False, *[True] * len(keys)))
 
 
 POSITIVE_CLASS_NOTE = (
@@ -503,6 +503,23 @@ def conditions_table(evaluations: list[dict]) -> Table | None:
         return None
     header = ("model", "threads", "latency", "throughput", "load average")
     return Table(header, tuple(rows), (False, True, False, False, False))
+
+
+def load_warnings(evaluations: list[dict]) -> list[str]:
+    """One warning naming the models measured while the 1-minute load average was at or above the
+    machine's core count, or none."""
+    busy = []
+    for ev in evaluations:
+        average, cores = ev.get("load_average") or {}, number((ev.get("machine") or {}).get("cores"))
+        loads = [load for values in (average.get("before"), average.get("after")) if values and (load := number(values[0])) is not None]
+        if cores and loads and max(loads) >= cores:
+            busy.append(f"{ev['name']} ({max(loads):.2f} on {fmt_count(cores)} cores)")
+    if not busy:
+        return []
+    return [
+        f"Measured on a busy machine (1-minute load average at or above the core count): {', '.join(busy)}. "
+        "Latency and throughput are slower than on an idle machine; measure again when it is idle."
+    ]
 
 
 def latency_by_length_table(evaluations: list[dict]) -> Table | None:
