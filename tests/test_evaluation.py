@@ -6,7 +6,8 @@ import pytest
 
 from textdistill.data.messages import DataSpec, load_messages
 from textdistill.errors import DataError
-from textdistill.evaluate.evaluation import CostSettings, evaluate_model
+from textdistill.data.labels import LabelSpace
+from textdistill.evaluate.evaluation import CostSettings, evaluate_model, model_role, per_message_counts
 from textdistill.models import TfidfBaseline
 
 REQUIRED = ["accuracy", "micro_f1", "macro_f1", "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb", "size_mb", "n_params", "per_label"]
@@ -55,3 +56,57 @@ def test_skipped_rows_from_loading_are_counted(model_dir, tmp_path):
     messages = load_messages(path, DataSpec(skip_bad_rows=True))
     result = evaluate_model(model_dir, messages, cost=CostSettings(measure=False))
     assert result["skipped_rows"] == 1 and result["latency_ms_p50"] is None
+
+
+def test_evaluation_records_role_per_message_results_and_load(model_dir, tmp_path):
+    rows = [["refund my money", "refund"], ["parcel is late", "delivery"], ["log in fails", "login"], ["money back now", "login"]]
+    test = load_messages(write(tmp_path / "t.csv", rows))
+    result = evaluate_model(model_dir, test, cost=CostSettings(threads=1, latency_samples=5, warmup=1, min_messages=8, repeats=1))
+    assert (result["role"], result["description"]) == ("baseline", "TF-IDF + linear classifier")
+    assert result["train_messages"] is None  # saved without a training-data record; `baseline` writes one
+    per_message = result["per_message"]
+    assert per_message["metric"] == "accuracy"
+    tp, fp, fn = ([int(c) for c in per_message[key].split()] for key in ("tp", "fp", "fn"))
+    assert len(tp) == result["n_messages"] == 4 and tp[3] == 0  # the last message is labelled "login" but says refund
+    assert sum(tp) / len(tp) == result["accuracy"] and fp == fn == [1 - c for c in tp]
+    again = evaluate_model(model_dir, load_messages(write(tmp_path / "u.csv", rows)), cost=CostSettings(measure=False))
+    assert again["test_sha256"] == result["test_sha256"]  # same messages, same order: pairable
+    shuffled = evaluate_model(model_dir, load_messages(write(tmp_path / "v.csv", rows[::-1])), cost=CostSettings(measure=False))
+    assert shuffled["test_sha256"] != result["test_sha256"]
+    before, after = result["load_average"]["before"], result["load_average"]["after"]
+    assert len(before) == len(after) == 3 and all(load >= 0 for load in before + after)
+
+
+def test_model_role_from_the_manifest_config():
+    compressed = model_role("onnx", {"compression": {"precision": "int8", "source": "/runs/a/models/static", "source_kind": "static"}})
+    assert compressed == {"role": "compressed", "source": "static", "description": "int8 ONNX copy of static"}
+    student = model_role("bilstm", {"distillation": {"teachers": ["/runs/a/models/teacher"]}})
+    assert (student["role"], student["teacher"]) == ("student", "teacher")
+    teacher = model_role("transformer", {"encoder": {"model": "bert-base-uncased"}, "method": "lora"})
+    assert teacher == {"role": "teacher", "description": "bert-base-uncased, lora fine-tuning"}
+    assert model_role("early_exit", {})["role"] == "student"
+    assert model_role("something-else", {})["role"] == "model"
+
+
+@pytest.mark.parametrize("multi_label", [True, False], ids=["multi-label micro-F1", "two-class positive F1"])
+def test_per_message_counts_reproduce_the_headline_metric(multi_label):
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    if multi_label:
+        space = LabelSpace(("a", "b", "c"), True, None)
+        true = [tuple(label for label in "abc" if rng.random() < 0.5) or ("a",) for _ in range(60)]
+        pred = [tuple(label for label in "abc" if rng.random() < 0.5) for _ in range(60)]
+        expected = f1_score(space.encode(true), space.encode(pred), average="micro")
+        positive = None
+    else:
+        space = LabelSpace(("ham", "spam"), False, None)
+        true = [("spam",) if rng.random() < 0.3 else ("ham",) for _ in range(60)]
+        pred = [("spam",) if rng.random() < 0.3 else ("ham",) for _ in range(60)]
+        expected = f1_score([t[0] for t in true], [p[0] for p in pred], pos_label="spam")
+        positive = "spam"
+    counts = per_message_counts(space, true, pred, positive)
+    assert counts["metric"] == ("micro_f1" if multi_label else "positive_f1")
+    tp, fp, fn = (sum(int(c) for c in counts[key].split()) for key in ("tp", "fp", "fn"))
+    assert 2 * tp / (2 * tp + fp + fn) == pytest.approx(expected)
