@@ -110,3 +110,16 @@ def test_per_message_counts_reproduce_the_headline_metric(multi_label):
     assert counts["metric"] == ("micro_f1" if multi_label else "positive_f1")
     tp, fp, fn = (sum(int(c) for c in counts[key].split()) for key in ("tp", "fp", "fn"))
     assert 2 * tp / (2 * tp + fp + fn) == pytest.approx(expected)
+
+
+def test_the_teachers_baseline_check_travels_into_its_evaluation(tmp_path):
+    texts, labels = ["refund please", "parcel late"] * 4, [("refund",), ("delivery",)] * 4
+    check = {"metric": "accuracy", "teacher": 0.9, "baseline": 0.93, "teacher_is_better": False}
+    directory = TfidfBaseline().fit(texts, labels, multi_label=False).save(tmp_path / "m", metrics={"validation": check})
+    test = load_messages(write(tmp_path / "t.csv", [["refund please", "refund"]]))
+    assert evaluate_model(directory, test, cost=CostSettings(measure=False))["teacher_check"] == check
+
+
+def test_models_without_a_baseline_check_have_none(model_dir, tmp_path):
+    test = load_messages(write(tmp_path / "t.csv", [["refund please", "refund"]]))
+    assert "teacher_check" not in evaluate_model(model_dir, test, cost=CostSettings(measure=False))
