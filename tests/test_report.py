@@ -341,6 +341,7 @@ def test_summary_box_verdict_and_weak_teacher_warning(demo_report: ReportFiles) 
 def test_measurement_conditions_and_the_other_engineers_fields(demo_report: ReportFiles) -> None:
     markdown = demo_report.markdown.read_text(encoding="utf-8")
     conditions = _section(markdown, "## Measurement conditions")
+    assert "Measured on AMD EPYC 7B13 (2 logical cores)." in conditions
     assert "| static | 2 | batch 1, 200 calls after 20 warm-up | batch 256, 2,048 messages × 3 | 0.52, 0.40, 0.30 → 1.25, 0.60, 0.35 |" in conditions
     assert "busy machine" not in conditions
     assert "| teacher | 3 | 120–159 | 250 | 23.0 | 33.0 |" in _section(markdown, "### Latency by message length")

@@ -100,7 +100,7 @@ def render_html(analysis: Analysis, *, title: str, svg: str) -> str:
     out.append("</section>")
 
     if conditions := tables.conditions_table(evaluations):
-        out += ["<section><h2>Measurement conditions</h2>", _muted(tables.CONDITIONS_NOTE), render_table(conditions, "conditions")]
+        out += ["<section><h2>Measurement conditions</h2>", _muted(tables.CONDITIONS_NOTE), _muted(tables.machines_measured_on(evaluations)), render_table(conditions, "conditions")]
         out += [_warning(w) for w in tables.load_warnings(evaluations)]
         if by_length := tables.latency_by_length_table(evaluations):
             out += ["<h3>Latency by message length</h3>", render_table(by_length, "latency-by-length")]

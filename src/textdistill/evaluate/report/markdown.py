@@ -55,7 +55,7 @@ def render_markdown(analysis: Analysis, *, title: str, plot_file: str) -> str:
     out.append("")
 
     if conditions := tables.conditions_table(evaluations):
-        out += ["## Measurement conditions", "", escape(tables.CONDITIONS_NOTE), "", render_table(conditions), ""]
+        out += ["## Measurement conditions", "", escape(tables.CONDITIONS_NOTE), "", escape(tables.machines_measured_on(evaluations)), "", render_table(conditions), ""]
         out += [f"> **Warning:** {escape(w)}\n" for w in tables.load_warnings(evaluations)]
         if by_length := tables.latency_by_length_table(evaluations):
             out += ["### Latency by message length", "", render_table(by_length), ""]

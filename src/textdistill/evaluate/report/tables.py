@@ -505,6 +505,13 @@ def conditions_table(evaluations: list[dict]) -> Table | None:
     return Table(header, tuple(rows), (False, True, False, False, False))
 
 
+def machines_measured_on(evaluations: list[dict]) -> str:
+    """The distinct CPUs the models were measured on, with their logical core counts."""
+    machines = _grouped(evaluations, lambda ev: (str((ev.get("machine") or {}).get("cpu") or "unknown CPU"), fmt_count((ev.get("machine") or {}).get("cores"))))
+    parts = [f"{cpu} ({cores} logical cores)" + ("" if len(machines) == 1 else f": {', '.join(names)}") for (cpu, cores), names in machines]
+    return "Measured on " + "; ".join(parts) + "."
+
+
 def load_warnings(evaluations: list[dict]) -> list[str]:
     """One warning naming the models measured while the 1-minute load average was at or above the
     machine's core count, or none."""
