@@ -232,14 +232,12 @@ def _flags(n_wrong: int, *, more_wrong_than: np.ndarray | None = None, extra: in
 def _scored(name: str, correct: np.ndarray, *, p50: float, role: str, **fields: object) -> dict:
     """An evaluation with per-message results, as `textdistill evaluate` writes it."""
     accuracy = float(correct.mean())
-    tp = " ".join(map(str, correct))
-    wrong = " ".join(map(str, 1 - correct))
     evaluation = _evaluation(name, macro_f1=accuracy - 0.02, p50=p50, accuracy=accuracy, micro_f1=accuracy, role=role, **fields)
     evaluation.update(
         model_dir=f"/runs/demo/models/{name}",
         n_messages=N_TEST,
         test_sha256="same-test-set",
-        per_message={"metric": "accuracy", "tp": tp, "fp": wrong, "fn": wrong},
+        per_message={"metric": "accuracy", "correct": "".join(map(str, correct))},
         settings={"latency_samples": 200, "warmup": 20, "throughput_batch_size": 256, "throughput_messages": 2048, "repeats": 3},
         load_average={"before": [0.52, 0.4, 0.3], "after": [1.25, 0.6, 0.35]},
     )
@@ -547,3 +545,11 @@ def test_page_renders_in_headless_chromium(demo_report: ReportFiles, demo: list[
     assert pixels.shape[:2] == (2000, 1200)
     assert pixels.std() > 0.05, "the screenshot is blank"
     assert (pixels.mean(axis=2) < 0.5).mean() > 0.005, "the screenshot has almost no dark (text) pixels"
+
+
+def test_micro_f1_counts_above_nine_are_read() -> None:
+    """Multi-label counts are space-separated once one exceeds 9; the interval then still brackets the value."""
+    multi = _evaluation("multi", macro_f1=0.6, p50=1.0, accuracy=None, multi_label=True, micro_f1=2 * 22 / (2 * 22 + 3 + 5), n_messages=4)
+    multi["per_message"] = {"metric": "micro_f1", "tp": "12 4 3 3", "fp": "0 1 1 1", "fn": "2 1 1 1"}
+    low, high = Analysis([multi]).noise.interval(0)
+    assert low <= multi["micro_f1"] <= high and high - low > 0

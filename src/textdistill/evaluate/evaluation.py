@@ -166,22 +166,24 @@ def headline_metric(multi_label: bool, positive_label: str | None) -> str:
 
 
 def per_message_counts(space, true_sets, pred_sets, positive_label: str | None) -> dict:
-    """Each test message's true positives, false positives and false negatives for the headline
-    metric, as space-separated integers: the metric is ``2 TP / (2 TP + FP + FN)`` over any subset
-    of messages (accuracy too: a single-label message is one TP, or one FP and one FN), which is
-    what the report's bootstrap intervals resample."""
+    """What the report's bootstrap intervals resample: for accuracy, each test message's ``correct``
+    flag (a string of 0/1); for micro-F1 and positive-class F1, each message's ``tp``, ``fp`` and
+    ``fn`` counts (digit strings, or space-separated when a count exceeds 9). The metric over any
+    subset of messages is then the mean flag, or ``2 TP / (2 TP + FP + FN)``."""
     metric = headline_metric(space.multi_label, positive_label)
     y_true, y_pred = space.encode(true_sets), space.encode(pred_sets)
     if metric == "accuracy":
-        tp = (y_true.argmax(1) == y_pred.argmax(1)).astype(int)
-        fp = fn = 1 - tp
-    else:
-        if metric == "positive_f1":
-            column = space.labels.index(positive_label)
-            y_true, y_pred = y_true[:, [column]], y_pred[:, [column]]
-        tp = (y_true & y_pred).sum(1)
-        fp, fn = (y_pred & (1 - y_true)).sum(1), (y_true & (1 - y_pred)).sum(1)
-    return {"metric": metric, **{key: " ".join(map(str, counts.tolist())) for key, counts in (("tp", tp), ("fp", fp), ("fn", fn))}}
+        return {"metric": metric, "correct": _digits(y_true.argmax(1) == y_pred.argmax(1))}
+    if metric == "positive_f1":
+        column = space.labels.index(positive_label)
+        y_true, y_pred = y_true[:, [column]], y_pred[:, [column]]
+    counts = {"tp": (y_true & y_pred).sum(1), "fp": (y_pred & (1 - y_true)).sum(1), "fn": (y_true & (1 - y_pred)).sum(1)}
+    return {"metric": metric, **{key: _digits(value) for key, value in counts.items()}}
+
+
+def _digits(counts: np.ndarray) -> str:
+    counts = counts.astype(int).tolist()
+    return ("" if max(counts, default=0) <= 9 else " ").join(map(str, counts))
 
 
 def early_exit_summary(model: EarlyExitClassifier, messages: MessageSet, *, threads: int | None = None) -> dict:

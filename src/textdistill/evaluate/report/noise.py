@@ -1,8 +1,9 @@
 """Bootstrap confidence intervals for the headline metric, and paired comparisons between models.
 
-Each evaluation records, per test message, the true positives, false positives and false
-negatives of its headline metric (``per_message``); the metric of any resample of the messages
-is ``2 TP / (2 TP + FP + FN)``. All models evaluated on the same messages (same ``test_sha256``)
+Each evaluation records, per test message, whether it was right (accuracy) or the true
+positives, false positives and false negatives of its headline metric (``per_message``); the
+metric of any resample of the messages is ``2 TP / (2 TP + FP + FN)``, accuracy included (a
+single-label message is one TP, or one FP and one FN). All models evaluated on the same messages (same ``test_sha256``)
 are resampled with the same message indices, so the difference of two models is bootstrapped
 pairwise: a difference is real only when its 95 % interval excludes 0.
 """
@@ -46,10 +47,20 @@ def _counts(evaluation: dict, metric: str) -> np.ndarray | None:
     if not isinstance(per_message, dict) or per_message.get("metric") != metric:
         return None
     try:
-        counts = np.array([[int(c) for c in str(per_message[key]).split()] for key in ("tp", "fp", "fn")])
+        if "correct" in per_message:
+            correct = _parse(per_message["correct"])
+            counts = np.array([correct, 1 - correct, 1 - correct])
+        else:
+            counts = np.array([_parse(per_message[key]) for key in ("tp", "fp", "fn")])
     except (KeyError, ValueError):
         return None
     return counts if counts.shape[1] and counts.shape[1] == number(evaluation.get("n_messages")) else None
+
+
+def _parse(digits: object) -> np.ndarray:
+    """Counts written as a digit string ("0110"), or space-separated when some exceed 9."""
+    text = str(digits)
+    return np.array([int(c) for c in (text.split() if " " in text else text)], dtype=np.int64)
 
 
 def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
