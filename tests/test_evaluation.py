@@ -11,7 +11,8 @@ import pytest
 from textdistill.data.email import clean_email
 from textdistill.data.messages import DataSpec, load_messages
 from textdistill.errors import DataError
-from textdistill.evaluate.evaluation import CostSettings, evaluate_model, predict_proba_batched
+from textdistill.data.labels import LabelSpace
+from textdistill.evaluate.evaluation import CostSettings, evaluate_model, model_role, per_message_counts, predict_proba_batched
 from textdistill.models import TfidfBaseline
 
 REQUIRED = ["accuracy", "micro_f1", "macro_f1", "latency_ms_p50", "latency_ms_p95", "throughput_per_s", "peak_rss_mb", "size_mb", "n_params", "per_label"]
@@ -122,3 +123,70 @@ def test_evaluation_predicts_in_batches_of_similar_length():
     flat = [n for batch in model.batches for n in batch]
     assert flat == sorted(flat)  # shortest first: one long email shares a batch only with long ones
     np.testing.assert_array_equal(proba[:, 0], [len(t) for t in texts])  # rows in the order of the texts
+
+
+def test_evaluation_records_role_per_message_results_and_load(model_dir, tmp_path):
+    rows = [["refund my money", "refund"], ["parcel is late", "delivery"], ["log in fails", "login"], ["money back now", "login"]]
+    test = load_messages(write(tmp_path / "t.csv", rows))
+    result = evaluate_model(model_dir, test, cost=CostSettings(threads=1, latency_samples=5, warmup=1, min_messages=8, repeats=1))
+    assert (result["role"], result["description"]) == ("baseline", "TF-IDF + linear classifier")
+    assert result["train_messages"] is None  # saved without a training-data record; `baseline` writes one
+    per_message = result["per_message"]
+    assert per_message["metric"] == "accuracy"
+    correct = [int(c) for c in per_message["correct"]]
+    assert len(correct) == result["n_messages"] == 4 and correct[3] == 0  # the last message is labelled "login" but says refund
+    assert sum(correct) / len(correct) == result["accuracy"]
+    again = evaluate_model(model_dir, load_messages(write(tmp_path / "u.csv", rows)), cost=CostSettings(measure=False))
+    assert again["test_sha256"] == result["test_sha256"]  # same messages, same order: pairable
+    shuffled = evaluate_model(model_dir, load_messages(write(tmp_path / "v.csv", rows[::-1])), cost=CostSettings(measure=False))
+    assert shuffled["test_sha256"] != result["test_sha256"]
+    before, after = result["load_average"]["before"], result["load_average"]["after"]
+    assert len(before) == len(after) == 3 and all(load >= 0 for load in before + after)
+
+
+def test_model_role_from_the_manifest_config():
+    compressed = model_role("onnx", {"compression": {"precision": "int8", "source": "/runs/a/models/static", "source_kind": "static"}})
+    assert compressed == {"role": "compressed", "source": "static", "description": "int8 ONNX copy of static"}
+    student = model_role("bilstm", {"distillation": {"teachers": ["/runs/a/models/teacher"]}})
+    assert (student["role"], student["teacher"]) == ("student", "teacher")
+    teacher = model_role("transformer", {"encoder": {"model": "bert-base-uncased"}, "method": "lora"})
+    assert teacher == {"role": "teacher", "description": "bert-base-uncased, lora fine-tuning"}
+    assert model_role("early_exit", {})["role"] == "student"
+    assert model_role("something-else", {})["role"] == "model"
+
+
+@pytest.mark.parametrize("multi_label", [True, False], ids=["multi-label micro-F1", "two-class positive F1"])
+def test_per_message_counts_reproduce_the_headline_metric(multi_label):
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(0)
+    if multi_label:
+        space = LabelSpace(("a", "b", "c"), True, None)
+        true = [tuple(label for label in "abc" if rng.random() < 0.5) or ("a",) for _ in range(60)]
+        pred = [tuple(label for label in "abc" if rng.random() < 0.5) for _ in range(60)]
+        expected = f1_score(space.encode(true), space.encode(pred), average="micro")
+        positive = None
+    else:
+        space = LabelSpace(("ham", "spam"), False, None)
+        true = [("spam",) if rng.random() < 0.3 else ("ham",) for _ in range(60)]
+        pred = [("spam",) if rng.random() < 0.3 else ("ham",) for _ in range(60)]
+        expected = f1_score([t[0] for t in true], [p[0] for p in pred], pos_label="spam")
+        positive = "spam"
+    counts = per_message_counts(space, true, pred, positive)
+    assert counts["metric"] == ("micro_f1" if multi_label else "positive_f1")
+    tp, fp, fn = (sum(int(c) for c in counts[key]) for key in ("tp", "fp", "fn"))  # one digit per message here
+    assert 2 * tp / (2 * tp + fp + fn) == pytest.approx(expected)
+
+
+def test_the_teachers_baseline_check_travels_into_its_evaluation(tmp_path):
+    texts, labels = ["refund please", "parcel late"] * 4, [("refund",), ("delivery",)] * 4
+    check = {"metric": "accuracy", "teacher": 0.9, "baseline": 0.93, "teacher_is_better": False}
+    directory = TfidfBaseline().fit(texts, labels, multi_label=False).save(tmp_path / "m", metrics={"validation": check})
+    test = load_messages(write(tmp_path / "t.csv", [["refund please", "refund"]]))
+    assert evaluate_model(directory, test, cost=CostSettings(measure=False))["teacher_check"] == check
+
+
+def test_models_without_a_baseline_check_have_none(model_dir, tmp_path):
+    test = load_messages(write(tmp_path / "t.csv", [["refund please", "refund"]]))
+    assert "teacher_check" not in evaluate_model(model_dir, test, cost=CostSettings(measure=False))

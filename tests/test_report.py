@@ -11,10 +11,12 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from matplotlib.image import imread
 
 from textdistill.evaluate.report import ReportFiles, build_report, collect_evaluations
+from textdistill.evaluate.report.analysis import Analysis
 
 NASTY = "<script>alert(1)</script> & Co"
 
@@ -27,7 +29,7 @@ def _evaluation(name: str, *, macro_f1: float, p50: float, **overrides: object) 
     """A hierarchical single-label evaluation with 23 labels, the weakest being 'Shipping > Delay'."""
     evaluation = {
         "name": name,
-        "kind": "student",
+        "kind": "static",
         "model_dir": f"runs/{name}",
         "data": "test.csv",
         "n_messages": 400,
@@ -72,7 +74,7 @@ def _evaluation(name: str, *, macro_f1: float, p50: float, **overrides: object) 
 
 @pytest.fixture(scope="module")
 def evaluations() -> list[dict]:
-    teacher = _evaluation("teacher", macro_f1=0.902, p50=24.6, accuracy=0.931, micro_f1=0.931)
+    teacher = _evaluation("teacher", macro_f1=0.902, p50=24.6, accuracy=0.931, micro_f1=0.931, kind="transformer")
     teacher.update(latency_ms_p95=39.4, throughput_per_s=40.65, peak_rss_mb=1450.52, size_mb=438.2)
     teacher["n_params"] = 109_482_240
     student = _evaluation("student", macro_f1=0.884, p50=0.8213, accuracy=0.9154, micro_f1=0.9154)
@@ -108,32 +110,42 @@ def test_writes_the_three_files(report: ReportFiles) -> None:
 def test_markdown_summary_has_a_row_per_model_with_formatted_numbers(report: ReportFiles) -> None:
     markdown = report.markdown.read_text(encoding="utf-8")
     table = _section(markdown, "## Models side by side").splitlines()
-    assert "| model | accuracy | micro-F1 | macro-F1 | ms/message (p50) | p95 ms | messages/s | peak MB" in table[2]
+    assert table[2] == (
+        "| model | role | accuracy | 95 % interval | % of teacher | Δ vs baseline (pts) | macro-F1 "
+        "| ms/message (p50) | p95 ms | messages/s | peak MB | size MB | parameters |"
+    )
     rows = [line for line in table[4:] if line.startswith("| ")]
+    # evaluations from before roles and per-message results: roles inferred, no interval, no baseline
     assert rows == [
-        "| teacher | **0.931** | **0.931** | **0.902** | 24.6 | 39.4 | 41 | 1,450.5 | 438.2 | 109,482,240 |",
-        "| student | 0.915 | 0.915 | 0.884 | **0.821** | **1.31** | **5,432** | **180.2** | **12.3** | **1,234,567** |",
-        "| student-wide | 0.900 | 0.900 | 0.861 | 1.90 | 3.04 | 526 | 200.0 | 20.0 | 2,000,000 |",
+        "| teacher | teacher | **0.931** | — | 100.0 % | — | **0.902** | 24.6 | 39.4 | 41 | 1,450.5 | 438.2 | 109,482,240 |",
+        "| student | student | 0.915 | — | 98.3 % | — | 0.884 | **0.821** | **1.31** | **5,432** | **180.2** | **12.3** | **1,234,567** |",
+        "| student-wide | student | 0.900 | — | 96.7 % | — | 0.861 | 1.90 | 3.04 | 526 | 200.0 | 20.0 | 2,000,000 |",
     ]
 
 
-def test_null_accuracy_shows_a_dash(tmp_path: Path) -> None:
+def test_multi_label_headline_is_micro_f1_without_an_accuracy_column(tmp_path: Path) -> None:
     multi = _evaluation("multi", macro_f1=0.7, p50=2.0, accuracy=None, multi_label=True)
     multi["thresholds"] = {"mode": "per_label", "values": {}}
+    multi["by_level"] = [{**level, "accuracy": None} for level in multi["by_level"]]
     markdown = build_report([multi], tmp_path).markdown.read_text(encoding="utf-8")
-    assert "| multi | — | 0.900 | 0.700 |" in markdown
+    table = _section(markdown, "## Models side by side")
+    assert "| model | role | micro-F1 | 95 % interval |" in table and "accuracy" not in table
+    assert "| multi | student | 0.900 | — | — | — | 0.700 |" in table
+    assert "**Headline metric:** micro-F1" in markdown
     assert "| per\\_label |" in markdown  # thresholds mode in the data notes
+    assert "| level | model | micro-F1 | macro-F1 |" in markdown  # nor per hierarchy level
 
 
 def test_dominated_model_is_named_with_its_dominator(report: ReportFiles) -> None:
     sentence = (
-        "student-wide (macro-F1 0.861 at 1.90 ms/message) is dominated by student "
-        "(macro-F1 0.884 at 0.821 ms/message), which is faster and more accurate."
+        "student-wide (accuracy 0.900 at 1.90 ms/message) is dominated by student "
+        "(accuracy 0.915 at 0.821 ms/message), which is faster and more accurate "
+        "(+1.5 points, noise not assessed: no per-message results)."
     )
     for text in (report.markdown.read_text(encoding="utf-8"), report.html.read_text(encoding="utf-8")):
         assert sentence in text
-        assert "teacher (macro-F1 0.902 at 24.6 ms/message) is dominated" not in text
-        assert "student (macro-F1 0.884 at 0.821 ms/message) is dominated" not in text
+        assert "teacher (accuracy 0.931 at 24.6 ms/message) is dominated" not in text
+        assert "student (accuracy 0.915 at 0.821 ms/message) is dominated" not in text
 
 
 def test_labels_weakest_first_and_truncated_in_markdown(report: ReportFiles) -> None:
@@ -170,8 +182,10 @@ def test_other_sections(report: ReportFiles) -> None:
     markdown = report.markdown.read_text(encoding="utf-8")
     headings = [line for line in markdown.splitlines() if line.startswith("## ")]
     assert headings == [
+        "## Summary",
         "## Models side by side",
         "## Quality vs latency",
+        "## Measurement conditions",
         "## Scores per hierarchy level",
         "## Weakest labels (15 per model; all in report.html)",
         "## Most confused label pairs (top 10)",
@@ -181,7 +195,9 @@ def test_other_sections(report: ReportFiles) -> None:
     assert "| 1 | teacher | 0.950 | 0.950 | 0.940 |" in markdown
     assert "| Shipping > Delay | \\<script>alert(1)\\</script> & Co | 7 |" in markdown
     assert "> **Warning:** student-wide: 3 row(s) of test.csv were skipped" in markdown
-    assert "| student | AMD EPYC 7B13 | 2 | avx2, avx512\\_vnni | 2 |" in markdown
+    # one row per distinct machine and package version, not one per model
+    assert "| all | AMD EPYC 7B13 | 2 | avx2, avx512\\_vnni | 2 |" in markdown
+    assert "| textdistill | 0.1.0 | all |" in markdown and markdown.count("| AMD EPYC 7B13 |") == 1
     assert '<p class="warning" role="alert">⚠ student-wide: 3 row(s)' in report.html.read_text(encoding="utf-8")
 
 
@@ -195,6 +211,178 @@ def test_plot_has_one_marker_per_model(tmp_path: Path, latencies: list[float]) -
 def test_model_names_are_plain_text_in_the_plot(tmp_path: Path) -> None:
     svg = build_report([_evaluation("a <b> & $5 or $6", macro_f1=0.8, p50=1.0)], tmp_path).plot_svg.read_text()
     assert "a &lt;b&gt; &amp; $5 or $6" in svg  # escaped, and not parsed as TeX math
+
+
+# --- roles, the headline metric and its noise (the demo's situation: a weak teacher) -------------
+
+N_TEST = 1000
+
+
+def _flags(n_wrong: int, *, more_wrong_than: np.ndarray | None = None, extra: int = 0) -> np.ndarray:
+    """Per-message correct flags: ``n_wrong`` wrong at fixed positions, or ``extra`` more wrong than ``more_wrong_than``."""
+    if more_wrong_than is None:
+        correct = np.ones(N_TEST, dtype=int)
+        correct[np.random.default_rng(1).choice(N_TEST, n_wrong, replace=False)] = 0
+        return correct
+    correct = more_wrong_than.copy()
+    correct[np.flatnonzero(correct)[:extra]] = 0
+    return correct
+
+
+def _scored(name: str, correct: np.ndarray, *, p50: float, role: str, **fields: object) -> dict:
+    """An evaluation with per-message results, as `textdistill evaluate` writes it."""
+    accuracy = float(correct.mean())
+    evaluation = _evaluation(name, macro_f1=accuracy - 0.02, p50=p50, accuracy=accuracy, micro_f1=accuracy, role=role, **fields)
+    evaluation.update(
+        model_dir=f"/runs/demo/models/{name}",
+        n_messages=N_TEST,
+        test_sha256="same-test-set",
+        per_message={"metric": "accuracy", "correct": "".join(map(str, correct))},
+        settings={"latency_samples": 200, "warmup": 20, "throughput_batch_size": 256, "throughput_messages": 2048, "repeats": 3},
+        load_average={"before": [0.52, 0.4, 0.3], "after": [1.25, 0.6, 0.35]},
+    )
+    return evaluation
+
+
+@pytest.fixture(scope="module")
+def demo() -> list[dict]:
+    """Baseline 0.932, teacher 0.903 (weak), students below both, an int8 copy one message off its source;
+    in alphabetical order, as a run directory lists them."""
+    baseline = _flags(68)
+    teacher = _flags(0, more_wrong_than=baseline, extra=29)
+    static = _flags(0, more_wrong_than=teacher, extra=12)
+    return [
+        _scored("baseline", baseline, p50=0.3, role="baseline", kind="baseline", description="TF-IDF + linear classifier"),
+        _scored("bilstm", _flags(0, more_wrong_than=static, extra=30), p50=2.0, role="student", kind="bilstm", teacher="teacher"),
+        _scored("static", static, p50=0.05, role="student", kind="static", teacher="teacher", description="static student"),
+        _scored(
+            "static-int8", _flags(0, more_wrong_than=static, extra=1), p50=0.045, role="compressed", kind="onnx", source="static",
+            compression={"precision": "int8", "source": "/runs/demo/models/static", "source_kind": "static"},
+        ),
+        _scored(
+            "teacher", teacher, p50=24.0, role="teacher", kind="transformer", description="bert-base-uncased, full fine-tuning",
+            teacher_check={"metric": "accuracy", "teacher": 0.901, "baseline": 0.929, "teacher_is_better": False},
+            latency_by_length=[
+                {"quartile": q, "min_chars": 40 * q, "max_chars": 40 * q + 39, "n": 250, "p50_ms": 20.0 + q, "p95_ms": 30.0 + q} for q in range(1, 5)
+            ],
+            text_cleaning={"messages": 1000, "chars_before_p50": 812.0, "chars_before_p95": 4210.0, "chars_after_p50": 301.0, "chars_after_p95": 960.0},
+        ),
+    ]
+
+
+@pytest.fixture(scope="module")
+def demo_report(demo: list[dict], tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
+    return build_report(demo, tmp_path_factory.mktemp("demo"), title="Demo")
+
+
+def _summary_rows(markdown: str) -> list[list[str]]:
+    lines = [line for line in _section(markdown, "## Models side by side").splitlines() if line.startswith("| ")]
+    return [[cell.strip().strip("*") for cell in line.strip("|").split(" | ")] for line in lines[1:]]
+
+
+def test_rows_are_grouped_by_role_with_copies_under_their_source(demo_report: ReportFiles) -> None:
+    rows = _summary_rows(demo_report.markdown.read_text(encoding="utf-8"))
+    assert [(row[0], row[1]) for row in rows] == [
+        ("baseline", "baseline"),
+        ("teacher", "teacher"),
+        ("bilstm", "student"),
+        ("static", "student"),
+        ("static-int8", "int8 copy of static"),
+    ]
+
+
+def test_share_of_teacher_and_change_against_the_baseline(demo_report: ReportFiles) -> None:
+    rows = {row[0]: row for row in _summary_rows(demo_report.markdown.read_text(encoding="utf-8"))}
+    assert [rows["static"][i] for i in (2, 4, 5)] == ["0.891", "98.7 %", "-4.1"]
+    assert rows["teacher"][4] == "100.0 %" and rows["baseline"][5] == "—"
+    assert rows["static-int8"][5] == "-4.2"  # 42 messages fewer right than the baseline: outside the noise
+
+
+def test_intervals_are_bootstrap_intervals_around_the_value(demo_report: ReportFiles) -> None:
+    for row in _summary_rows(demo_report.markdown.read_text(encoding="utf-8")):
+        value = float(row[2])
+        low, high = map(float, row[3].split("–"))
+        # a binomial proportion's 95 % interval is about ±1.96 sqrt(p (1 - p) / n)
+        half_width = 1.96 * (value * (1 - value) / N_TEST) ** 0.5
+        assert low < value < high
+        assert abs((high - low) / 2 - half_width) < 0.004, row
+
+
+def test_noise_decides_dominance(demo_report: ReportFiles) -> None:
+    markdown = demo_report.markdown.read_text(encoding="utf-8")
+    sentences = [line[2:] for line in _section(markdown, "## Quality vs latency").splitlines() if line.startswith("- ")]
+    assert any(s.startswith("bilstm (accuracy 0.861 at 2.00 ms/message) is dominated by baseline") for s in sentences)
+    assert any(s.startswith("teacher (accuracy 0.903 at 24.0 ms/message) is dominated by baseline") for s in sentences)
+    # one message apart: neither dominates the other, and the report says the difference is noise
+    assert not any(s.startswith(("static (", "static-int8 (")) and " is dominated" in s for s in sentences)
+    assert any(
+        s.startswith("static (accuracy 0.891 at 0.0500 ms/message) is slower than static-int8 (accuracy 0.890 at 0.0450 ms/message)")
+        and s.endswith("within noise).")
+        for s in sentences
+    )
+
+
+def test_summary_box_verdict_and_weak_teacher_warning(demo_report: ReportFiles) -> None:
+    markdown = demo_report.markdown.read_text(encoding="utf-8")
+    box = _section(markdown, "## Summary")
+    assert "**Data:** 1,000 test messages (test.csv); 23 labels, single-label." in box
+    assert "**Teacher:** teacher: bert-base-uncased, full fine-tuning." in box
+    assert "**Students:** bilstm, static (static student), static-int8." in box
+    assert "**Verdict:** The static student keeps 98.7 % of the teacher's accuracy at 1/480 of its latency; it is worse than the TF-IDF baseline (-4.1 points, 95 % interval" in box
+    assert "> **Warning:** Weak teacher: on the validation data its accuracy is 0.901, the TF-IDF baseline's 0.929." in box
+    assert "On the test data the teacher (accuracy 0.903) is worse than the TF-IDF baseline (0.932)" in box
+    html = demo_report.html.read_text(encoding="utf-8")
+    assert html.count('<p class="warning" role="alert">⚠ ') == 2
+    assert html.index('id="summary-box"') < html.index("Weak teacher") < html.index('id="summary"')
+
+
+def test_measurement_conditions_and_the_other_engineers_fields(demo_report: ReportFiles) -> None:
+    markdown = demo_report.markdown.read_text(encoding="utf-8")
+    conditions = _section(markdown, "## Measurement conditions")
+    assert "Measured on AMD EPYC 7B13 (2 logical cores)." in conditions
+    assert "| static | 2 | batch 1, 200 calls after 20 warm-up | batch 256, 2,048 messages × 3 | 0.52, 0.40, 0.30 → 1.25, 0.60, 0.35 |" in conditions
+    assert "busy machine" not in conditions
+    assert "| teacher | 3 | 120–159 | 250 | 23.0 | 33.0 |" in _section(markdown, "### Latency by message length")
+    assert "| teacher | 1,000 | 812 | 4,210 | 301 | 960 |" in _section(markdown, "### Text clean-up")
+    assert "int8 weights (one byte instead of four)" in _section(markdown, "## Models side by side")
+
+
+def test_a_busy_machine_is_called_out(demo: list[dict], tmp_path: Path) -> None:
+    busy = {**demo[0], "load_average": {"before": [1.8, 1.0, 0.9], "after": [2.4, 1.2, 1.0]}}
+    markdown = build_report([busy, demo[1]], tmp_path).markdown.read_text(encoding="utf-8")
+    conditions = _section(markdown, "## Measurement conditions")
+    assert "> **Warning:** Measured on a busy machine (1-minute load average at or above the core count): baseline (2.40 on 2 cores)." in conditions
+    assert "bilstm (" not in conditions  # 1.25 on 2 cores
+
+
+def test_old_evaluations_have_no_conditions_by_length_or_clean_up(report: ReportFiles) -> None:
+    markdown = report.markdown.read_text(encoding="utf-8")
+    assert "### Latency by message length" not in markdown and "### Text clean-up" not in markdown
+    assert "| teacher | 2 | batch 1 | — | — |" in markdown
+    assert "Compressed copies:" not in markdown
+
+
+def test_two_class_headline_is_the_positive_class_f1(tmp_path: Path) -> None:
+    positive = {"label": "spam", "chosen": "rarer class", "precision": 0.8, "recall": 0.6, "f1": 0.686, "support": 50, "average_precision": 0.7}
+    spam = _evaluation("spam-filter", macro_f1=0.8, p50=1.0, accuracy=0.95, positive_class=positive)
+    markdown = build_report([spam], tmp_path).markdown.read_text(encoding="utf-8")
+    assert "| model | role | positive-class F1 | 95 % interval | % of teacher | Δ vs baseline (pts) | accuracy | macro-F1 |" in markdown
+    assert "| spam-filter | student | 0.686 | — | — | — | 0.950 | 0.800 |" in markdown
+
+
+def test_noise_pairs_models_over_the_same_resamples() -> None:
+    one_apart = [_flags(100), _flags(0, more_wrong_than=_flags(100), extra=1)]
+    far_apart = [one_apart[0], _flags(0, more_wrong_than=one_apart[0], extra=40)]
+    for models, sign in ((one_apart, 0), (far_apart, 1)):
+        evaluations = [_scored(f"m{i}", correct, p50=1.0, role="student") for i, correct in enumerate(models)]
+        analysis = Analysis(evaluations)
+        difference = analysis.difference(0, 1)
+        assert difference.value == pytest.approx(models[0].mean() - models[1].mean())
+        assert difference.sign == sign, difference
+    # a different test set is never paired
+    other = _scored("other", far_apart[1], p50=1.0, role="student", test_sha256="another")
+    other["test_sha256"] = "another"
+    assert not Analysis([evaluations[0], other]).difference(0, 1).assessed
 
 
 # --- collecting evaluation files ---------------------------------------------------------------
@@ -249,12 +437,18 @@ def test_collect_says_where_it_looked_when_nothing_is_found(tmp_path: Path) -> N
 
 
 class _PageProbe(HTMLParser):
-    """Counts the summary table's body rows and the marker elements in each ``td-point-*`` SVG group."""
+    """Counts the summary table's body rows and the marker elements in each ``td-point-*`` SVG group;
+    collects the summary table's header cells, the summary box's text and the error-bar groups."""
 
     def __init__(self) -> None:
         super().__init__()
         self.summary_rows = 0
+        self.summary_header: list[str] = []
+        self.box_text = ""
+        self.intervals: dict[str, int] = {}
         self.markers: dict[str, int] = {}
+        self._in_box = 0
+        self._in_header = False
         self._table: list[str | None] = []  # ids of open tables
         self._in_tbody = False
         self._groups: list[str | None] = []  # ids of open SVG groups
@@ -262,6 +456,11 @@ class _PageProbe(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         element_id = dict(attrs).get("id")
+        if element_id == "summary-box" or (self._in_box and tag == "section"):
+            self._in_box += 1
+        if tag == "th" and self._table[-1:] == ["summary"]:
+            self._in_header = True
+            self.summary_header.append("")
         if tag == "table":
             self._table.append(element_id)
         elif tag == "tbody":
@@ -272,14 +471,29 @@ class _PageProbe(HTMLParser):
             self._groups.append(element_id)
             if element_id and element_id.startswith("td-point-"):
                 self.markers[element_id] = 0
+            if element_id and element_id.startswith("td-interval-"):
+                self.intervals[element_id] = 0
         elif tag == "defs":
             self._defs += 1
         elif tag in ("use", "path") and not self._defs:
             point = next((g for g in self._groups if g and g.startswith("td-point-")), None)
             if point:
                 self.markers[point] += 1
+            interval = next((g for g in self._groups if g and g.startswith("td-interval-")), None)
+            if interval:
+                self.intervals[interval] += 1
+
+    def handle_data(self, data: str) -> None:
+        if self._in_box:
+            self.box_text += data
+        if self._in_header:
+            self.summary_header[-1] += data
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "section" and self._in_box:
+            self._in_box -= 1
+        if tag == "th":
+            self._in_header = False
         if tag == "table":
             self._table.pop()
         elif tag == "tbody":
@@ -308,16 +522,21 @@ def _chromium(binary: str, profile: Path, *args: str) -> str:
     return stdout
 
 
-def test_page_renders_in_headless_chromium(report: ReportFiles, evaluations: list[dict], tmp_path: Path) -> None:
+def test_page_renders_in_headless_chromium(demo_report: ReportFiles, demo: list[dict], tmp_path: Path) -> None:
     binary = shutil.which("chromium")
     if binary is None:
         pytest.skip("no `chromium` binary on PATH: cannot render the HTML report in a browser")
-    url = report.html.resolve().as_uri()
+    url = demo_report.html.resolve().as_uri()
 
     probe = _PageProbe()
     probe.feed(_chromium(binary, tmp_path / "profile-dom", "--dump-dom", url))
-    assert probe.summary_rows == len(evaluations)
-    assert probe.markers == {f"td-point-{i}": 1 for i in range(len(evaluations))}
+    assert probe.summary_rows == len(demo)
+    assert probe.summary_header[:6] == ["model", "role", "accuracy", "95 % interval", "% of teacher", "Δ vs baseline (pts)"]
+    assert "Verdict" in probe.box_text and "keeps 98.7 % of the teacher's accuracy" in probe.box_text
+    assert probe.markers == {f"td-point-{i}": 1 for i in range(len(demo))}
+    # every model has an error bar (a vertical line and two caps)
+    assert sorted(probe.intervals) == sorted(f"td-interval-{i}" for i in range(len(demo)))
+    assert all(count >= 1 for count in probe.intervals.values())
 
     shot = tmp_path / "shot.png"
     _chromium(binary, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1200,2000", url)
@@ -326,3 +545,11 @@ def test_page_renders_in_headless_chromium(report: ReportFiles, evaluations: lis
     assert pixels.shape[:2] == (2000, 1200)
     assert pixels.std() > 0.05, "the screenshot is blank"
     assert (pixels.mean(axis=2) < 0.5).mean() > 0.005, "the screenshot has almost no dark (text) pixels"
+
+
+def test_micro_f1_counts_above_nine_are_read() -> None:
+    """Multi-label counts are space-separated once one exceeds 9; the interval then still brackets the value."""
+    multi = _evaluation("multi", macro_f1=0.6, p50=1.0, accuracy=None, multi_label=True, micro_f1=2 * 22 / (2 * 22 + 3 + 5), n_messages=4)
+    multi["per_message"] = {"metric": "micro_f1", "tp": "12 4 3 3", "fp": "0 1 1 1", "fn": "2 1 1 1"}
+    low, high = Analysis([multi]).noise.interval(0)
+    assert low <= multi["micro_f1"] <= high and high - low > 0

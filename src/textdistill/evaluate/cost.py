@@ -279,6 +279,7 @@ class CostReport:
     n_params: int
     threads: int
     settings: dict[str, int] = field(default_factory=dict)
+    load_average: dict[str, list[float] | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -305,14 +306,18 @@ def measure_cost(
     - ``peak_rss_mb``: peak MiB of a fresh process loading ``model_dir`` and predicting all
       ``texts`` in batches of ``batch_size`` (:func:`measure_peak_rss_mb`);
     - ``size_mb``: MiB of files in ``model_dir``; ``n_params``: learned parameters;
-    - ``settings``: the sample counts behind the numbers.
+    - ``settings``: the sample counts behind the numbers;
+    - ``load_average``: the machine's 1/5/15-minute load average before and after measuring
+      (None where the OS has none): other work on the machine slows every number down.
     """
+    load_before = _load_average()
     with limit_threads(threads) as effective:
         p50, p95, by_length = measure_latency_by_length(
             model, texts, samples=latency_samples, warmup=warmup, description="Measuring latency (batch 1)"
         )
         throughput = measure_throughput(model, texts, batch_size=batch_size, min_messages=min_messages, repeats=repeats)
         peak = measure_peak_rss_mb(model_dir, texts, threads=effective, batch_size=batch_size)
+    load_after = _load_average()
     return CostReport(
         latency_ms_p50=p50,
         latency_ms_p95=p95,
@@ -329,4 +334,12 @@ def measure_cost(
             "throughput_messages": _n_throughput_messages(batch_size, min_messages),
             "repeats": repeats,
         },
+        load_average={"before": load_before, "after": load_after},
     )
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(load, 2) for load in os.getloadavg()]
+    except OSError:
+        return None

@@ -14,7 +14,7 @@ from textdistill.errors import DataError
 from textdistill.evaluate.cost import machine_info, measure_cost
 from textdistill.evaluate.metrics import choose_positive_label, quality_metrics
 from textdistill.models.base import TextClassifier, load_model
-from textdistill.models.manifest import package_versions
+from textdistill.models.manifest import data_fingerprint, package_versions
 from textdistill.progress import track
 
 if TYPE_CHECKING:
@@ -96,18 +96,24 @@ def evaluate_model(
     model_dir = Path(model_dir)
     model = load_model(model_dir)
     messages = drop_unknown_labels(messages.annotated(), model, skip_bad_rows)
-    choose_positive_label(model.label_space, messages.labels, positive_label)
+    positive = choose_positive_label(model.label_space, messages.labels, positive_label)
     proba = predict_proba_batched(model, messages.texts, f"Evaluating {name or model_dir.name}")
     space = model.label_space
+    predicted = model.predict_label_sets(messages.texts, proba)
     result = {
         "name": name or model_dir.name,
         "kind": model.kind,
+        **model_role(model.kind, model.manifest.config),
         "model_dir": str(model_dir),
         "data": messages.source,
         "n_messages": len(messages),
+        # same hash = same test messages in the same order, so per-message results can be paired
+        "test_sha256": data_fingerprint(messages.texts, messages.labels, None)["sha256"],
+        "train_messages": (model.manifest.training_data or {}).get("n_messages"),
         "multi_label": space.multi_label,
         "hierarchical": space.hierarchical,
-        **quality_metrics(space, messages.labels, model.predict_label_sets(messages.texts, proba), proba, positive_label),
+        **quality_metrics(space, messages.labels, predicted, proba, positive_label),
+        "per_message": per_message_counts(space, messages.labels, predicted, positive),
         "thresholds": _thresholds(model),
         "skipped_rows": len(messages.skipped),
         "skipped": [{"file": s.file, "row": s.row, "column": s.column, "problem": s.problem} for s in messages.skipped],
@@ -133,9 +139,59 @@ def evaluate_model(
         result["early_exit"] = early_exit_summary(model, messages, threads=cost.threads)
     if compression := model.manifest.config.get("compression"):
         result["compression"] = {key: compression.get(key) for key in ("precision", "source", "source_kind")}
+    if isinstance(check := (model.manifest.metrics or {}).get("validation"), dict):
+        result["teacher_check"] = check
     result["machine"] = machine_info()
     result["versions"] = package_versions()
     return result
+
+
+def model_role(kind: str, config: dict) -> dict:
+    """What a model is in a distillation run, from its manifest: ``role`` (baseline, teacher,
+    student, compressed or model), the name of a compressed copy's ``source`` or a student's
+    ``teacher``, and a short ``description`` of the model."""
+    if compression := config.get("compression"):
+        source = Path(str(compression.get("source") or "?")).name
+        return {"role": "compressed", "source": source, "description": f"{compression.get('precision')} ONNX copy of {source}"}
+    if distillation := config.get("distillation"):
+        teachers = distillation.get("teachers") or []
+        teacher = Path(teachers[0]).name if teachers else None
+        return {"role": "student", "teacher": teacher, "description": f"{kind} student"}
+    if kind == "early_exit":
+        return {"role": "student", "teacher": None, "description": "early-exit branches on a transformer (self-distilled)"}
+    if kind == "baseline":
+        return {"role": "baseline", "description": "TF-IDF + linear classifier"}
+    if kind == "transformer":
+        encoder = config.get("encoder") or {}
+        return {"role": "teacher", "description": f"{encoder.get('model', 'transformer')}, {config.get('method') or encoder.get('method')} fine-tuning"}
+    return {"role": "model", "description": kind}
+
+
+def headline_metric(multi_label: bool, positive_label: str | None) -> str:
+    """The one number a practitioner compares models by: micro-F1 for multi-label data, the
+    positive class's F1 for two-class data, else accuracy."""
+    return "micro_f1" if multi_label else "positive_f1" if positive_label is not None else "accuracy"
+
+
+def per_message_counts(space, true_sets, pred_sets, positive_label: str | None) -> dict:
+    """What the report's bootstrap intervals resample: for accuracy, each test message's ``correct``
+    flag (a string of 0/1); for micro-F1 and positive-class F1, each message's ``tp``, ``fp`` and
+    ``fn`` counts (digit strings, or space-separated when a count exceeds 9). The metric over any
+    subset of messages is then the mean flag, or ``2 TP / (2 TP + FP + FN)``."""
+    metric = headline_metric(space.multi_label, positive_label)
+    y_true, y_pred = space.encode(true_sets), space.encode(pred_sets)
+    if metric == "accuracy":
+        return {"metric": metric, "correct": _digits(y_true.argmax(1) == y_pred.argmax(1))}
+    if metric == "positive_f1":
+        column = space.labels.index(positive_label)
+        y_true, y_pred = y_true[:, [column]], y_pred[:, [column]]
+    counts = {"tp": (y_true & y_pred).sum(1), "fp": (y_pred & (1 - y_true)).sum(1), "fn": (y_true & (1 - y_pred)).sum(1)}
+    return {"metric": metric, **{key: _digits(value) for key, value in counts.items()}}
+
+
+def _digits(counts: np.ndarray) -> str:
+    counts = counts.astype(int).tolist()
+    return ("" if max(counts, default=0) <= 9 else " ").join(map(str, counts))
 
 
 def early_exit_summary(model: EarlyExitClassifier, messages: MessageSet, *, threads: int | None = None) -> dict:

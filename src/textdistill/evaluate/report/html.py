@@ -5,6 +5,8 @@ from __future__ import annotations
 from html import escape
 
 from textdistill.evaluate.report import tables
+from textdistill.evaluate.report.analysis import Analysis
+from textdistill.evaluate.report.noise import RESAMPLES
 from textdistill.evaluate.report.tables import Table
 
 # No scripts, no network: the page only needs its own inline styles.
@@ -12,7 +14,7 @@ _CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
 _CSS = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; margin: 0; }
-main { max-width: 1120px; margin: 0 auto; padding: 24px 32px 48px; }
+main { max-width: 1280px; margin: 0 auto; padding: 24px 32px 48px; }
 h1 { font-size: 1.7em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #d0d7de; padding-bottom: 0.2em; }
 h3 { font-size: 1.05em; }
@@ -22,10 +24,15 @@ table { border-collapse: collapse; margin: 0.6em 0; font-variant-numeric: tabula
 th, td { padding: 4px 10px; border-bottom: 1px solid #e1e4e8; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; font-weight: 600; }
 th.num, td.num { text-align: right; }
+td.num { white-space: nowrap; }
 tbody tr:nth-child(even) { background: #fafbfc; }
 td strong { color: #0a5c2b; }
 figure { margin: 1em 0; }
-figure svg { max-width: 100%; height: auto; }
+figure svg { width: 100%; height: auto; }
+.summary { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.6em 1em; margin: 1em 0; }
+.summary dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.25em 1em; margin: 0; }
+.summary dt { font-weight: 600; }
+.summary dd { margin: 0; }
 details { margin: 0.5em 0; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.3em 0.8em; }
 summary { cursor: pointer; font-weight: 600; }
 .warning { background: #fff8c5; border: 1px solid #d4a72c; border-radius: 6px; padding: 0.5em 0.8em; }
@@ -56,28 +63,48 @@ def _muted(text: str) -> str:
     return f'<p class="muted">{escape(text)}</p>'
 
 
-def _inline_svg(svg: str) -> str:
+def _inline_svg(svg: str, label: str) -> str:
     """The ``<svg>`` element of an SVG document, without its XML prolog, labelled for screen readers."""
     element = svg[svg.index("<svg") :]
-    return element.replace("<svg", '<svg role="img" aria-label="macro-F1 against ms/message"', 1)
+    return element.replace("<svg", f'<svg role="img" aria-label="{escape(label)}"', 1)
 
 
-def render_html(evaluations: list[dict], *, title: str, svg: str) -> str:
+def _warning(text: str) -> str:
+    return f'<p class="warning" role="alert">⚠ {escape(text)}</p>'
+
+
+def render_html(analysis: Analysis, *, title: str, svg: str) -> str:
     """The whole report as one page; ``svg`` is the plot as an SVG document."""
+    evaluations = analysis.evaluations
     out = [f"<h1>{escape(title)}</h1>", f'<p class="lead">{len(evaluations)} model(s) compared.</p>']
 
-    out += ['<section><h2>Models side by side</h2>', render_table(tables.summary_table(evaluations), "summary")]
-    out += [_muted(tables.BEST_NOTE), "</section>"]
+    box = "".join(f"<dt>{escape(heading)}</dt><dd>{escape(text)}</dd>" for heading, text in tables.summary_box(analysis))
+    out.append(f'<section class="summary" id="summary-box" aria-label="Summary"><dl>{box}</dl></section>')
+    out += [_warning(w) for w in analysis.weak_teacher_warnings()]
 
-    out += ['<section><h2>Quality vs latency</h2>', f"<figure>{_inline_svg(svg)}</figure>"]
-    sentences = tables.dominance_sentences(evaluations)
+    out += ['<section><h2>Models side by side</h2>', render_table(tables.summary_table(analysis), "summary")]
+    out.append(_muted(tables.BEST_NOTE.format(resamples=RESAMPLES)))
+    if any(ev["role"] == "compressed" for ev in evaluations):
+        out.append(_muted(tables.COMPRESSED_NOTE))
+    out.append("</section>")
+
+    label = f"{analysis.title} against ms/message"
+    out += ['<section><h2>Quality vs latency</h2>', f"<figure>{_inline_svg(svg, label)}</figure>"]
+    sentences = tables.dominance_sentences(analysis)
     if sentences:
         out.append("<ul>" + "".join(f"<li>{escape(s)}</li>" for s in sentences) + "</ul>")
     else:
         out.append(f"<p>{escape(tables.ALL_ON_FRONT)}</p>")
-    if missing := tables.unplotted(evaluations):
-        out.append(_muted(f"Not plotted (no macro-F1 or latency): {', '.join(missing)}."))
+    if missing := tables.unplotted(analysis):
+        out.append(_muted(f"Not plotted (no {analysis.title} or latency): {', '.join(missing)}."))
     out.append("</section>")
+
+    if conditions := tables.conditions_table(evaluations):
+        out += ["<section><h2>Measurement conditions</h2>", _muted(tables.CONDITIONS_NOTE), _muted(tables.machines_measured_on(evaluations)), render_table(conditions, "conditions")]
+        out += [_warning(w) for w in tables.load_warnings(evaluations)]
+        if by_length := tables.latency_by_length_table(evaluations):
+            out += ["<h3>Latency by message length</h3>", render_table(by_length, "latency-by-length")]
+        out.append("</section>")
 
     if positive := tables.positive_class_table(evaluations):
         out += ["<section><h2>Positive class</h2>", _muted(tables.POSITIVE_CLASS_NOTE), render_table(positive, "positive-class"), "</section>"]
@@ -113,7 +140,9 @@ def render_html(evaluations: list[dict], *, title: str, svg: str) -> str:
     out.append("</section>")
 
     out += ["<section><h2>Data notes</h2>", render_table(tables.data_table(evaluations))]
-    out += [f'<p class="warning" role="alert">⚠ {escape(w)}</p>' for w in tables.data_warnings(evaluations)]
+    if cleaning := tables.text_cleaning_table(evaluations):
+        out += ["<h3>Text clean-up</h3>", render_table(cleaning, "text-cleaning")]
+    out += [_warning(w) for w in tables.data_warnings(evaluations)]
     out.append("</section>")
 
     out += ["<section><h2>Machine &amp; versions</h2>", render_table(tables.machine_table(evaluations))]

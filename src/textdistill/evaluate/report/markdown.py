@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 from textdistill.evaluate.report import tables
+from textdistill.evaluate.report.analysis import Analysis
+from textdistill.evaluate.report.noise import RESAMPLES
 from textdistill.evaluate.report.tables import Table
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<|])")
@@ -30,19 +32,33 @@ def render_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(evaluations: list[dict], *, title: str, plot_file: str) -> str:
+def render_markdown(analysis: Analysis, *, title: str, plot_file: str) -> str:
     """The whole report; ``plot_file`` is the plot's path relative to the Markdown file."""
+    evaluations = analysis.evaluations
     out = [f"# {escape(title)}", "", f"{len(evaluations)} model(s) compared.", ""]
 
-    out += ["## Models side by side", "", render_table(tables.summary_table(evaluations)), ""]
-    out += [escape(tables.BEST_NOTE), ""]
-
-    out += ["## Quality vs latency", "", f"![macro-F1 against ms/message]({plot_file})", ""]
-    sentences = tables.dominance_sentences(evaluations)
-    out += [f"- {escape(s)}" for s in sentences] or [tables.ALL_ON_FRONT]
-    if missing := tables.unplotted(evaluations):
-        out += ["", f"Not plotted (no macro-F1 or latency): {escape(', '.join(missing))}."]
+    out += ["## Summary", ""]
+    out += [f"- **{escape(heading)}:** {escape(text)}" for heading, text in tables.summary_box(analysis)]
     out.append("")
+    out += [f"> **Warning:** {escape(w)}\n" for w in analysis.weak_teacher_warnings()]
+
+    out += ["## Models side by side", "", render_table(tables.summary_table(analysis)), ""]
+    out += [escape(tables.BEST_NOTE.format(resamples=RESAMPLES)), ""]
+    if any(ev["role"] == "compressed" for ev in evaluations):
+        out += [escape(tables.COMPRESSED_NOTE), ""]
+
+    out += ["## Quality vs latency", "", f"![{escape(analysis.title)} against ms/message]({plot_file})", ""]
+    sentences = tables.dominance_sentences(analysis)
+    out += [f"- {escape(s)}" for s in sentences] or [tables.ALL_ON_FRONT]
+    if missing := tables.unplotted(analysis):
+        out += ["", f"Not plotted (no {escape(analysis.title)} or latency): {escape(', '.join(missing))}."]
+    out.append("")
+
+    if conditions := tables.conditions_table(evaluations):
+        out += ["## Measurement conditions", "", escape(tables.CONDITIONS_NOTE), "", escape(tables.machines_measured_on(evaluations)), "", render_table(conditions), ""]
+        out += [f"> **Warning:** {escape(w)}\n" for w in tables.load_warnings(evaluations)]
+        if by_length := tables.latency_by_length_table(evaluations):
+            out += ["### Latency by message length", "", render_table(by_length), ""]
 
     if positive := tables.positive_class_table(evaluations):
         out += ["## Positive class", "", escape(tables.POSITIVE_CLASS_NOTE), "", render_table(positive), ""]
@@ -73,6 +89,8 @@ def render_markdown(evaluations: list[dict], *, title: str, plot_file: str) -> s
         out += [f"### {escape(ev['name'])}", "", render_table(confusions) if confusions else tables.NO_CONFUSIONS, ""]
 
     out += ["## Data notes", "", render_table(tables.data_table(evaluations)), ""]
+    if cleaning := tables.text_cleaning_table(evaluations):
+        out += ["### Text clean-up", "", render_table(cleaning), ""]
     out += [f"> **Warning:** {escape(w)}\n" for w in tables.data_warnings(evaluations)]
 
     out += ["## Machine & versions", "", render_table(tables.machine_table(evaluations)), ""]

@@ -1,8 +1,13 @@
-"""The quality/latency trade-off: which models are on the Pareto front and who dominates the rest."""
+"""The quality/latency trade-off: which models are on the Pareto front and who dominates the rest,
+counting a quality difference only when it is outside the noise."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textdistill.evaluate.report.analysis import Analysis
 
 
 def number(value: object) -> float | None:
@@ -12,21 +17,19 @@ def number(value: object) -> float | None:
     return float(value)
 
 
-def point(evaluation: dict) -> tuple[float, float] | None:
-    """(ms/message p50, macro-F1) of a model, or None when it cannot be placed on a log-latency axis."""
-    latency, f1 = number(evaluation.get("latency_ms_p50")), number(evaluation.get("macro_f1"))
-    if latency is None or f1 is None or latency <= 0:
-        return None
-    return latency, f1
+FASTER = 1.1  # a model counts as faster only when its p50 latency is at least 10 % lower
 
 
-def _dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """True when ``a`` is at least as fast and as accurate as ``b``, and strictly better in one."""
-    return a[0] <= b[0] and a[1] >= b[1] and a != b
+def dominates(analysis: Analysis, a: int, b: int) -> bool:
+    """Model a is not slower than model b (within ``FASTER``) and its headline metric is better
+    outside the noise (or, with no per-message results recorded, simply higher)."""
+    fast, slow = analysis.latency(a), analysis.latency(b)
+    difference = analysis.difference(a, b)
+    return fast is not None and slow is not None and fast <= slow * FASTER and difference is not None and difference.sign > 0
 
 
-def dominators(evaluations: list[dict]) -> dict[int, list[int]]:
+def dominators(analysis: Analysis) -> dict[int, list[int]]:
     """For each plottable model (by index), the Pareto-front models that dominate it; [] means on the front."""
-    points = {i: p for i, ev in enumerate(evaluations) if (p := point(ev)) is not None}
-    front = [j for j, q in points.items() if not any(_dominates(p, q) for p in points.values())]
-    return {i: [j for j in front if _dominates(points[j], p)] for i, p in points.items()}
+    points = [i for i in range(len(analysis.evaluations)) if analysis.latency(i) is not None and analysis.values[i] is not None]
+    front = [j for j in points if not any(dominates(analysis, i, j) for i in points)]
+    return {i: [j for j in front if dominates(analysis, j, i)] for i in points}

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import io
 import math
-from collections import Counter
 
 import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from textdistill.evaluate.report.pareto import dominators, point
+from textdistill.evaluate.report.analysis import Analysis
+from textdistill.evaluate.report.pareto import dominators
 
 POINT_ID = "td-point-{}"  # SVG id of model i's marker group
+INTERVAL_ID = "td-interval-{}"  # SVG id of model i's error bar
 # text as <text> (small, selectable), ids stable between runs; model names are plain text, never TeX
 _STYLE = {"svg.fonttype": "none", "svg.hashsalt": "textdistill", "font.size": 9, "text.usetex": False}
 
 
-def render_plot(evaluations: list[dict]) -> str:
-    """Macro-F1 against ms/message (p50, log x) with one labelled point per model and the Pareto front.
+def render_plot(analysis: Analysis) -> str:
+    """The headline metric against ms/message (p50, log x) with one labelled point per model, its
+    95 % bootstrap interval as an error bar, and the Pareto front. Wide, to fill the page.
 
     Uses a bare ``Figure`` (no pyplot), so it needs no GUI backend and leaves the global one alone.
 
@@ -26,24 +28,24 @@ def render_plot(evaluations: list[dict]) -> str:
     ones hollow; the front is a step line giving the best macro-F1 reachable within each latency.
     """
     with matplotlib.rc_context(_STYLE):
-        fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+        fig = Figure(figsize=(11, 4.6), layout="constrained")
         ax = fig.add_subplot()
-        dominated_by = dominators(evaluations)
+        dominated_by = dominators(analysis)
         if dominated_by:
-            _draw(ax, evaluations, dominated_by)
+            _draw(ax, analysis, dominated_by)
         else:
-            ax.text(0.5, 0.5, "no model has both a macro-F1 and a latency", ha="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, f"no model has both a {analysis.title} and a latency", ha="center", transform=ax.transAxes)
             ax.set(xticks=[], yticks=[])
-        ax.set_xlabel("ms/message (p50, log scale)")
-        ax.set_ylabel("macro-F1")
+        ax.set_xlabel("ms/message (p50, batch 1, log scale)")
+        ax.set_ylabel(f"{analysis.title} (bars: 95 % interval)")
         ax.grid(True, which="both", alpha=0.3)
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     return buffer.getvalue()
 
 
-def _draw(ax, evaluations: list[dict], dominated_by: dict[int, list[int]]) -> None:
-    points = {i: point(evaluations[i]) for i in dominated_by}
+def _draw(ax, analysis: Analysis, dominated_by: dict[int, list[int]]) -> None:
+    points = {i: (analysis.latency(i), analysis.values[i]) for i in dominated_by}
     xs = [x for x, _ in points.values()]
     low, high = min(xs) / 1.6, max(xs) * 1.6
     ax.set_xscale("log")
@@ -56,10 +58,19 @@ def _draw(ax, evaluations: list[dict], dominated_by: dict[int, list[int]]) -> No
     front = sorted(points[i] for i, by in dominated_by.items() if not by)
     steps = [*front, (high, front[-1][1])]
     ax.step([x for x, _ in steps], [y for _, y in steps], where="post", color="C0", alpha=0.6, label="Pareto front")
-    stacked: Counter[tuple[float, float]] = Counter()  # labels already placed at (about) each position
+    # the y axis spans the points and their intervals
+    ys = [y for _, y in points.values()] + [end for i in points if (interval := analysis.noise.interval(i)) for end in interval]
+    near_y = 0.04 * ((max(ys) - min(ys)) or 1.0)
+    placed: list[tuple[float, float]] = []  # (log10 x, y) of the labels placed so far
     for i, (x, y) in points.items():
         on_front = not dominated_by[i]
-        position = (round(math.log10(x), 2), round(y, 3))
+        if interval := analysis.noise.interval(i):
+            bar = [[y - interval[0]], [interval[1] - y]]
+            _, _, (bar_lines,) = ax.errorbar([x], [y], yerr=bar, fmt="none", ecolor="0.55", elinewidth=1, capsize=3, zorder=2)
+            bar_lines.set_gid(INTERVAL_ID.format(i))
+        # labels of points within about a third in x and 4 % of the y range would overlap: stack them
+        position = (math.log10(x), y)
+        stacked = sum(abs(position[0] - px) < 0.15 and abs(y - py) < near_y for px, py in placed)
         ax.scatter(
             [x],
             [y],
@@ -70,8 +81,8 @@ def _draw(ax, evaluations: list[dict], dominated_by: dict[int, list[int]]) -> No
             facecolors="C0" if on_front else "white",
             edgecolors="C0" if on_front else "0.45",
         )
-        offset = (6, 5 + 11 * stacked[position])
-        stacked[position] += 1
-        name = evaluations[i]["name"]
+        offset = (6, 5 + 13 * stacked)
+        placed.append(position)
+        name = analysis.evaluations[i]["name"]
         ax.annotate(name, (x, y), xytext=offset, textcoords="offset points", annotation_clip=False, parse_math=False)
     ax.legend(loc="best")

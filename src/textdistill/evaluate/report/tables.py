@@ -9,13 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from textdistill.evaluate.report.pareto import dominators, number, point
+from textdistill.evaluate.report.analysis import Analysis, interval_text, role_text
+from textdistill.evaluate.report.pareto import FASTER, dominators, number
 
 DASH = "—"
 MARKDOWN_LABELS = 15
 TOP_CONFUSIONS = 10
-BEST_NOTE = "Best value of each column in bold. Accuracy is — for multi-label models."
-ALL_ON_FRONT = "Every model is on the Pareto front: none is both slower and less accurate than another."
+ALL_ON_FRONT = "Every model is on the Pareto front: none is both slower and less accurate (outside the noise) than another."
 NO_LABELS = "No per-label scores recorded."
 NO_CONFUSIONS = "No confusions recorded."
 
@@ -57,10 +57,7 @@ class Table:
 
 
 _Column = tuple[str, str, Callable[[object], str], Callable[..., float]]
-_SUMMARY: tuple[_Column, ...] = (
-    ("accuracy", "accuracy", fmt_score, max),
-    ("micro-F1", "micro_f1", fmt_score, max),
-    ("macro-F1", "macro_f1", fmt_score, max),
+_COST: tuple[_Column, ...] = (
     ("ms/message (p50)", "latency_ms_p50", fmt_ms, min),
     ("p95 ms", "latency_ms_p95", fmt_ms, min),
     ("messages/s", "throughput_per_s", fmt_count, max),
@@ -68,22 +65,106 @@ _SUMMARY: tuple[_Column, ...] = (
     ("size MB", "size_mb", fmt_mb, min),
     ("parameters", "n_params", fmt_count, min),
 )
+BEST_NOTE = (
+    "Rows: baseline, teacher, then each student followed by its compressed copies. Best value of each column in bold. "
+    "The interval is a 95 % bootstrap interval over the test messages ({resamples:,} resamples); "
+    "Δ vs baseline is marked (noise) when the paired interval of the difference includes 0."
+)
+COMPRESSED_NOTE = (
+    "Compressed copies: the parameter count is the source model's (quantisation changes how weights are stored, "
+    "not how many there are); size is the ONNX graph on disk, with int8 weights (one byte instead of four) where "
+    "quantised, and for a static student the vector table folded with its head (one number per label instead of one "
+    "per dimension), which is why it can be far smaller than its parameter count suggests."
+)
 
 
-def summary_table(evaluations: list[dict]) -> Table:
-    """One row per model, in the order given; the best shown value of each column is bold.
+def _quality_columns(analysis: Analysis) -> tuple[_Column, ...]:
+    """The headline metric's own columns come first; accuracy too for two-class data (where the
+    headline is the positive class's F1), never for multi-label data; then macro-F1."""
+    accuracy = (("accuracy", "accuracy", fmt_score, max),) if analysis.metric == "positive_f1" else ()
+    return (*accuracy, ("macro-F1", "macro_f1", fmt_score, max))
 
-    A column is left plain when fewer than two distinct values are shown in it.
-    """
-    rows = tuple((ev["name"], *(fmt(ev.get(key)) for _, key, fmt, _ in _SUMMARY)) for ev in evaluations)
+
+def summary_table(analysis: Analysis) -> Table:
+    """One row per model in report order: role, the headline metric with its interval, % of the
+    teacher's, the change against the baseline, the other quality and cost numbers."""
+    evaluations, values = analysis.evaluations, analysis.values
+    columns = (*_quality_columns(analysis), *_COST)
+    rows = []
+    for i, ev in enumerate(evaluations):
+        interval = analysis.noise.interval(i)
+        rows.append(
+            (
+                ev["name"],
+                role_text(ev),
+                fmt_score(values[i]),
+                DASH if interval is None else f"{interval[0]:.3f}–{interval[1]:.3f}",
+                _share_of_teacher(analysis, i),
+                _versus_baseline(analysis, i),
+                *(fmt(ev.get(key)) for _, key, fmt, _ in columns),
+            )
+        )
     bold: set[tuple[int, int]] = set()
-    for column, (_, key, fmt, best) in enumerate(_SUMMARY, start=1):
-        values = [v for ev in evaluations if (v := number(ev.get(key))) is not None]
-        if len({fmt(v) for v in values}) > 1:
-            shown = fmt(best(values))
+    scored = [(2, values, fmt_score, max)] + [(c, [ev.get(key) for ev in evaluations], fmt, best) for c, (_, key, fmt, best) in enumerate(columns, start=6)]
+    for column, cells, fmt, best in scored:
+        present = [v for cell in cells if (v := number(cell)) is not None]
+        if len({fmt(v) for v in present}) > 1:
+            shown = fmt(best(present))
             bold |= {(r, column) for r, row in enumerate(rows) if row[column] == shown}
-    header = ("model", *(title for title, *_ in _SUMMARY))
-    return Table(header, rows, (False, *[True] * len(_SUMMARY)), frozenset(bold))
+    header = ("model", "role", analysis.title, "95 % interval", "% of teacher", "Δ vs baseline (pts)", *(title for title, *_ in columns))
+    return Table(header, tuple(rows), (False, False, True, True, True, True, *[True] * len(columns)), frozenset(bold))
+
+
+def _share_of_teacher(analysis: Analysis, i: int) -> str:
+    teacher = analysis.teacher
+    value, reference = analysis.values[i], None if teacher is None else analysis.values[teacher]
+    return DASH if value is None or not reference else f"{100 * value / reference:.1f} %"
+
+
+def _versus_baseline(analysis: Analysis, i: int) -> str:
+    if analysis.baseline is None or i == analysis.baseline or (difference := analysis.difference(i, analysis.baseline)) is None:
+        return DASH
+    text = f"{100 * difference.value:+.1f}"
+    return f"{text} (noise)" if difference.assessed and difference.sign == 0 else text
+
+
+def summary_box(analysis: Analysis) -> list[tuple[str, str]]:
+    """(heading, text) lines for the box at the top: data, teacher, students, verdict."""
+    evaluations = analysis.evaluations
+    first = evaluations[0]
+    labels = len(first.get("per_label") or [])
+    kind = "multi-label" if first.get("multi_label") else "two-class" if analysis.metric == "positive_f1" else "single-label"
+    data = f"{fmt_count(first.get('n_messages'))} test messages ({first.get('data') or 'test data'})"
+    if (train := number(first.get("train_messages"))) is not None:
+        data = f"{fmt_count(train)} training messages, " + data
+    data += f"; {labels:,} labels, {kind}"
+    if isinstance(positive := first.get("positive_class"), dict):
+        data += f", positive class {positive.get('label')!s} ({positive.get('chosen') or 'chosen'})"
+    lines = [("Data", data + ".")]
+    if analysis.teacher is not None:
+        teacher = evaluations[analysis.teacher]
+        lines.append(("Teacher", f"{teacher['name']}: {teacher.get('description') or teacher.get('kind') or 'model'}."))
+    if analysis.baseline is not None:
+        baseline = evaluations[analysis.baseline]
+        lines.append(("Baseline", f"{baseline['name']}: {baseline.get('description') or 'TF-IDF + linear classifier'}."))
+    students = [
+        f"{ev['name']} ({ev['description']})" if ev.get("description") else ev["name"]
+        for ev in evaluations
+        if ev["role"] in ("student", "compressed")
+    ]
+    if students:
+        lines.append(("Students", ", ".join(students) + "."))
+    lines.append(("Headline metric", f"{analysis.title}: " + _HEADLINE_WHY[analysis.metric]))
+    if verdict := analysis.verdict():
+        lines.append(("Verdict", verdict[0].upper() + verdict[1:]))
+    return lines
+
+
+_HEADLINE_WHY = {
+    "accuracy": "the share of test messages given their label.",
+    "micro_f1": "F1 over every (message, label) decision, for multi-label data.",
+    "positive_f1": "F1 of the positive class, for two-class data (accuracy rewards always answering the common class).",
+}
 
 
 def level_table(evaluations: list[dict]) -> Table | None:
@@ -94,11 +175,11 @@ def level_table(evaluations: list[dict]) -> Table | None:
     )
     if not entries:
         return None
-    rows = tuple(
-        (str(lv), evaluations[i]["name"], *(fmt_score(level.get(key)) for key in ("accuracy", "micro_f1", "macro_f1")))
-        for lv, i, level in entries
-    )
-    return Table(("level", "model", "accuracy", "micro-F1", "macro-F1"), rows, (True, False, True, True, True))
+    # multi-label levels have no accuracy: no column of dashes
+    keys = [key for key in ("accuracy", "micro_f1", "macro_f1") if key != "accuracy" or any(number(level.get(key)) is not None for *_, level in entries)]
+    rows = tuple((str(lv), evaluations[i]["name"], *(fmt_score(level.get(key)) for key in keys)) for lv, i, level in entries)
+    titles = {"accuracy": "accuracy", "micro_f1": "micro-F1", "macro_f1": "macro-F1"}
+    return Table(("level", "model", *(titles[key] for key in keys)), rows, (True, False, *[True] * len(keys)))
 
 
 POSITIVE_CLASS_NOTE = (
@@ -205,22 +286,39 @@ def confusion_table(evaluation: dict) -> Table | None:
     return Table(("true", "predicted", "count"), rows, (False, False, True))
 
 
-def dominance_sentences(evaluations: list[dict]) -> list[str]:
-    """One sentence per model off the Pareto front naming the front models that dominate it, and how."""
+def dominance_sentences(analysis: Analysis) -> list[str]:
+    """One sentence per model off the Pareto front naming the front models that dominate it, and
+    one per slower model whose quality is within the noise of a faster one's."""
+    evaluations = analysis.evaluations
 
     def describe(i: int) -> str:
-        ev = evaluations[i]
-        return f"{ev['name']} (macro-F1 {fmt_score(ev['macro_f1'])} at {fmt_ms(ev['latency_ms_p50'])} ms/message)"
+        return f"{evaluations[i]['name']} ({analysis.title} {fmt_score(analysis.values[i])} at {fmt_ms(analysis.latency(i))} ms/message)"
 
     def how(j: int, i: int) -> str:
-        (fast, good), (slow, bad) = point(evaluations[j]), point(evaluations[i])
-        return f"{'faster' if fast < slow else 'as fast'} and {'more' if good > bad else 'as'} accurate"
+        difference = analysis.difference(j, i)
+        speed = "faster" if analysis.latency(j) * FASTER < analysis.latency(i) else "as fast (within 10 %)"
+        noise = interval_text(difference) if difference.assessed else "noise not assessed: no per-message results"
+        return f"{speed} and more accurate ({100 * difference.value:+.1f} points, {noise})"
 
-    return [
+    dominated = dominators(analysis)
+    sentences = [
         f"{describe(i)} is dominated by " + ", and by ".join(f"{describe(j)}, which is {how(j, i)}" for j in by) + "."
-        for i, by in dominators(evaluations).items()
+        for i, by in dominated.items()
         if by
     ]
+    for i, by in dominated.items():
+        if by:
+            continue
+        faster = [j for j in dominated if analysis.latency(j) * FASTER < analysis.latency(i)]
+        tied = [j for j in faster if (d := analysis.difference(i, j)) is not None and d.assessed and d.sign == 0]
+        if tied:
+            j = min(tied, key=analysis.latency)
+            difference = analysis.difference(i, j)
+            sentences.append(
+                f"{describe(i)} is slower than {describe(j)} and not measurably more accurate "
+                f"({100 * difference.value:+.1f} points, {interval_text(difference)}: within noise)."
+            )
+    return sentences
 
 
 INT8_INSTRUCTION_SETS = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -285,9 +383,9 @@ def compression_table(evaluations: list[dict]) -> Table | None:
     return Table(header, tuple(rows), (False, False, False, True, True, True, True, False))
 
 
-def unplotted(evaluations: list[dict]) -> list[str]:
-    """Names of models left out of the plot for lack of a macro-F1 or a positive latency."""
-    return [ev["name"] for ev in evaluations if point(ev) is None]
+def unplotted(analysis: Analysis) -> list[str]:
+    """Names of models left out of the plot for lack of a headline metric or a positive latency."""
+    return [ev["name"] for i, ev in enumerate(analysis.evaluations) if analysis.latency(i) is None or analysis.values[i] is None]
 
 
 def data_table(evaluations: list[dict]) -> Table:
@@ -325,30 +423,142 @@ def data_warnings(evaluations: list[dict]) -> list[str]:
     return warnings
 
 
-def machine_table(evaluations: list[dict]) -> Table:
-    """CPU, cores, instruction sets and threads each model was measured with."""
-    rows = []
+def _grouped(evaluations: list[dict], key: Callable[[dict], tuple[str, ...]]) -> list[tuple[tuple[str, ...], list[str]]]:
+    """Distinct values of ``key`` in first-seen order, each with the names of the models that have it."""
+    groups: dict[tuple[str, ...], list[str]] = {}
     for ev in evaluations:
-        machine = ev.get("machine") or {}
-        rows.append(
-            (
-                ev["name"],
-                str(machine.get("cpu") or DASH),
-                fmt_count(machine.get("cores")),
-                ", ".join(map(str, machine.get("instruction_sets") or [])) or DASH,
-                fmt_count(ev.get("threads")),
-            )
-        )
-    header = ("model", "cpu", "cores", "instruction sets", "threads")
-    return Table(header, tuple(rows), (False, False, True, False, True))
+        groups.setdefault(key(ev), []).append(ev["name"])
+    return list(groups.items())
+
+
+def _models(names: list[str], evaluations: list[dict]) -> str:
+    return "all" if len(names) == len(evaluations) > 1 else ", ".join(names)
+
+
+def machine_table(evaluations: list[dict]) -> Table:
+    """CPU, cores, instruction sets and threads: one row per distinct machine and thread count."""
+
+    def machine(ev: dict) -> tuple[str, ...]:
+        info = ev.get("machine") or {}
+        sets = ", ".join(map(str, info.get("instruction_sets") or [])) or DASH
+        return (str(info.get("cpu") or DASH), fmt_count(info.get("cores")), sets, fmt_count(ev.get("threads")))
+
+    rows = tuple((_models(names, evaluations), *values) for values, names in _grouped(evaluations, machine))
+    header = ("models", "cpu", "cores", "instruction sets", "threads")
+    return Table(header, rows, (False, False, True, False, True))
 
 
 def versions_table(evaluations: list[dict]) -> Table | None:
-    """Package versions (rows) per model (columns), or None when no versions were recorded."""
+    """One row per package and distinct version, naming the models measured with it; None when no
+    versions were recorded."""
     versions = [ev.get("versions") or {} for ev in evaluations]
     packages = list(dict.fromkeys(package for v in versions for package in v))
     if not packages:
         return None
-    rows = tuple((package, *(str(v.get(package) or DASH) for v in versions)) for package in packages)
-    header = ("package", *(ev["name"] for ev in evaluations))
-    return Table(header, rows, (False,) * len(header))
+    rows = tuple(
+        (package, *values, _models(names, evaluations))
+        for package in packages
+        for values, names in _grouped(evaluations, lambda ev: (str((ev.get("versions") or {}).get(package) or DASH),))
+    )
+    return Table(("package", "version", "models"), rows, (False, False, False))
+
+
+CONDITIONS_NOTE = (
+    "Latency: one message at a time (batch 1), p50 and p95 over the calls shown after untimed warm-up calls. "
+    "Throughput: messages per second predicting in batches, median of the repeats. "
+    "Each model was measured on its own, under the thread count shown. The load average (1, 5, 15 minutes, before → after measuring) says how "
+    "busy the machine was: near or above the core count, other work slowed the numbers down."
+)
+
+
+def conditions_table(evaluations: list[dict]) -> Table | None:
+    """How each model's cost was measured, or None when no model's cost was."""
+
+    def load(ev: dict) -> str:
+        average = ev.get("load_average") or {}
+        before, after = average.get("before"), average.get("after")
+        if not before and not after:
+            return DASH
+        return " → ".join(", ".join(f"{v:.2f}" for v in values) if values else DASH for values in (before, after))
+
+    def latency(settings: dict) -> str:
+        if number(settings.get("latency_samples")) is None:
+            return "batch 1"
+        return f"batch 1, {fmt_count(settings['latency_samples'])} calls after {fmt_count(settings.get('warmup'))} warm-up"
+
+    def throughput(settings: dict) -> str:
+        if number(settings.get("throughput_batch_size")) is None:
+            return DASH
+        return (
+            f"batch {fmt_count(settings['throughput_batch_size'])}, {fmt_count(settings.get('throughput_messages'))} "
+            f"messages × {fmt_count(settings.get('repeats'))}"
+        )
+
+    rows = [
+        (ev["name"], fmt_count(ev.get("threads")), latency(ev.get("settings") or {}), throughput(ev.get("settings") or {}), load(ev))
+        for ev in evaluations
+        if number(ev.get("latency_ms_p50")) is not None
+    ]
+    if not rows:
+        return None
+    header = ("model", "threads", "latency", "throughput", "load average")
+    return Table(header, tuple(rows), (False, True, False, False, False))
+
+
+def machines_measured_on(evaluations: list[dict]) -> str:
+    """The distinct CPUs the models were measured on, with their logical core counts."""
+    machines = _grouped(evaluations, lambda ev: (str((ev.get("machine") or {}).get("cpu") or "unknown CPU"), fmt_count((ev.get("machine") or {}).get("cores"))))
+    parts = [f"{cpu} ({cores} logical cores)" + ("" if len(machines) == 1 else f": {', '.join(names)}") for (cpu, cores), names in machines]
+    return "Measured on " + "; ".join(parts) + "."
+
+
+def load_warnings(evaluations: list[dict]) -> list[str]:
+    """One warning naming the models measured while the 1-minute load average was at or above the
+    machine's core count, or none."""
+    busy = []
+    for ev in evaluations:
+        average, cores = ev.get("load_average") or {}, number((ev.get("machine") or {}).get("cores"))
+        loads = [load for values in (average.get("before"), average.get("after")) if values and (load := number(values[0])) is not None]
+        if cores and loads and max(loads) >= cores:
+            busy.append(f"{ev['name']} ({max(loads):.2f} on {fmt_count(cores)} cores)")
+    if not busy:
+        return []
+    return [
+        f"Measured on a busy machine (1-minute load average at or above the core count): {', '.join(busy)}. "
+        "Latency and throughput are slower than on an idle machine; measure again when it is idle."
+    ]
+
+
+def latency_by_length_table(evaluations: list[dict]) -> Table | None:
+    """Latency per quartile of message length (characters), or None when no model recorded it."""
+    rows = tuple(
+        (
+            ev["name"],
+            fmt_count(q.get("quartile")),
+            f"{fmt_count(q.get('min_chars'))}–{fmt_count(q.get('max_chars'))}",
+            fmt_count(q.get("n")),
+            fmt_ms(q.get("p50_ms")),
+            fmt_ms(q.get("p95_ms")),
+        )
+        for ev in evaluations
+        for q in ev.get("latency_by_length") or []
+        if isinstance(q, dict)
+    )
+    if not rows:
+        return None
+    return Table(("model", "length quartile", "characters", "messages", "p50 ms", "p95 ms"), rows, (False, True, True, True, True, True))
+
+
+def text_cleaning_table(evaluations: list[dict]) -> Table | None:
+    """Message length before and after clean-up (quoted replies, signatures ...): one row per
+    distinct record, or None when no model recorded one."""
+    keys = ("messages", "chars_before_p50", "chars_before_p95", "chars_after_p50", "chars_after_p95")
+    recorded = [ev for ev in evaluations if isinstance(ev.get("text_cleaning"), dict)]
+    if not recorded:
+        return None
+    rows = tuple(
+        (_models(names, evaluations), *values)
+        for values, names in _grouped(recorded, lambda ev: tuple(fmt_count(ev["text_cleaning"].get(key)) for key in keys))
+    )
+    header = ("models", "messages cleaned", "chars before p50", "p95", "chars after p50", "p95")
+    return Table(header, rows, (False, *[True] * 5))
