@@ -122,7 +122,8 @@ def test_int8_is_a_smaller_ordinary_model_that_evaluate_measures(models, kind, t
     # Weights shrink about 4x; in the 32-wide BERT the per-node scales and quantize nodes weigh too.
     assert int8_bytes < (0.9 if kind == "transformer" else 0.5) * fp32_bytes
     a, b = fp32.predict_proba(TEXTS), int8.predict_proba(TEXTS)
-    assert np.abs(a - b).max() < 0.05 and (a.argmax(1) == b.argmax(1)).mean() >= 0.9
+    assert np.abs(a - b).max() < (TINY_BERT_INT8_TOLERANCE if kind == "transformer" else 0.05)
+    assert (a.argmax(1) == b.argmax(1)).mean() >= 0.9
 
     test = MessageSet(TEXTS[:30], [f"t{i}" for i in range(30)], [(label,) for _, label in ROWS[:30]], list(range(1, 31)), "synthetic", False)
     cost = CostSettings(latency_samples=5, warmup=1, min_messages=30, repeats=1, threads=1)
