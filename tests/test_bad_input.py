@@ -222,7 +222,9 @@ def test_the_cli_lists_every_skipped_row_beside_the_model(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [int(row["row"]) for row in rows] == list(range(BAD_ROW, N_ROWS + 1))
     assert rows[0]["column"] == "label" and "never closes" in rows[0]["problem"]
-    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["training_data"]["skipped_rows"] == case.skipped
+    training_data = json.loads((tmp_path / "m" / "manifest.json").read_text())["training_data"]
+    assert training_data["skipped_rows"] == case.skipped
+    assert [(r["row"], r["column"], r["problem"]) for r in training_data["skipped"]] == [(int(r["row"]), r["column"] or None, r["problem"]) for r in rows]
 
 
 def test_evaluate_says_so_when_no_row_is_left(tmp_path):

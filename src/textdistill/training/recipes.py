@@ -44,7 +44,11 @@ def save_trained(model: TextClassifier, directory: str | Path, train: MessageSet
     return model.save(
         directory,
         config={"data": {**asdict(spec), "text_columns": list(spec.text_columns)}},
-        training_data={**data_fingerprint(train.texts, train.labels, train.source), "skipped_rows": len(train.skipped)},
+        training_data={
+            **data_fingerprint(train.texts, train.labels, train.source),
+            "skipped_rows": len(train.skipped),
+            "skipped": [asdict(row) for row in train.skipped],  # every row --skip-bad-rows left out, and why
+        },
         metrics=metrics,
     )
 
