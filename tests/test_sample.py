@@ -154,3 +154,34 @@ def test_tfidf_baseline_is_good_but_not_perfect(sample: SampleDataset) -> None:
     predicted[np.arange(len(proba)), proba.argmax(axis=1)] = 1
     micro_f1 = f1_score(binarizer.transform(test_labels), predicted, average="micro")
     assert 0.8 <= micro_f1 <= 0.96
+
+
+def _slot_free_phrasings(intents, field: str) -> set[str]:
+    return {text for intent in intents.values() for text in getattr(intent, field) if "{" not in text}
+
+
+def test_annotated_messages_miss_some_phrasings_that_the_others_use(sample: SampleDataset) -> None:
+    # The annotated file uses only the first ANNOTATED_PHRASINGS of each intent's own wording,
+    # so a model must generalise to the rest, which unannotated and test messages use.
+    from textdistill.data.sample import ANNOTATED_INTENTS, INTENTS
+
+    held_out = _slot_free_phrasings(INTENTS, "situations") - _slot_free_phrasings(ANNOTATED_INTENTS, "situations")
+    assert len(held_out) >= 16
+    texts = {name: " ".join(r["subject"] + " " + r["body"] for r in read_rows(getattr(sample, name))[1]) for name in FILES}
+    assert not [phrase for phrase in held_out if phrase in texts["train"]]
+    for name in ("test", "unannotated"):
+        assert sum(phrase in texts[name] for phrase in held_out) >= 0.8 * len(held_out), name
+
+
+def test_forwarded_threads_are_about_another_intent_and_clean_email_removes_them(sample: SampleDataset) -> None:
+    from textdistill.data.email import clean_email
+
+    rows = read_rows(sample.train)[1]
+    forwarded = [row for row in rows if re.search(r"^(----- Forwarded by .* -----|-+ Forwarded message -+)$", row["body"], re.MULTILINE)]
+    assert 0.02 * len(rows) <= len(forwarded) <= 0.12 * len(rows)
+    assert any("/" in row["body"] and "cc: " in row["body"] for row in forwarded)  # Lotus Notes style
+    assert any("\nDate: " in row["body"] for row in forwarded)  # Gmail style
+    for row in forwarded:
+        cleaned = clean_email(row["body"])
+        assert "Forwarded" not in cleaned and "Subject:" not in cleaned
+        assert len(cleaned) < len(row["body"]) / 1.3

@@ -25,12 +25,17 @@ import csv
 import datetime as dt
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 MULTI_LABEL_SHARE = 0.12
 OVERLAP_SHARE = 0.5  # how often a message opens with a situation shared with a neighbouring intent
 GENERIC_SHARE = 0.35  # how often a subject or a request says nothing about the intent
+# Share of each intent's own phrasings that annotated messages use. The annotated sample was
+# collected early and misses the other ways customers put things; unannotated and test messages
+# use them all, so a model has to generalise beyond the words it was trained on.
+ANNOTATED_PHRASINGS = 0.6
+FORWARDED_SHARE = 0.06  # emails with an earlier email about another intent forwarded below them
 LABEL_SEP = ";"
 SUPPORT_ADDRESS = "support@brightbasket.example"
 
@@ -479,6 +484,19 @@ INTENTS: dict[str, _Intent] = {
 }
 
 # Subjects and requests that say nothing about the intent.
+
+def _annotated_phrasings(intent: _Intent) -> _Intent:
+    """``intent`` with only its first ``ANNOTATED_PHRASINGS`` of subjects, situations, requests
+    and chat lines (at least one of each); shared overlaps are kept whole."""
+
+    def head(options: tuple[str, ...]) -> tuple[str, ...]:
+        return options[: max(1, round(len(options) * ANNOTATED_PHRASINGS))]
+
+    return replace(intent, subjects=head(intent.subjects), situations=head(intent.situations), asks=head(intent.asks), chats=head(intent.chats))
+
+
+ANNOTATED_INTENTS = {label: _annotated_phrasings(intent) for label, intent in INTENTS.items()}
+
 GENERIC_SUBJECTS = ("Order {order}", "Help", "Query", "Problem with my order", "Question", "Help please",
                     "My account", "Customer enquiry", "Urgent", "Brightbasket")
 GENERIC_ASKS = ("Please can you help?", "Please look into this.", "What are my options?",
@@ -575,8 +593,9 @@ def write_sample_dataset(
     next_id = 0
     for name, n in (("train", n_train), ("test", n_test), ("unannotated", n_unannotated)):
         rows = []
+        intents = INTENTS if name != "train" else ANNOTATED_INTENTS
         for label_set in _label_sets(n, rng):
-            subject, body = _message(label_set, rng)
+            subject, body = _message(label_set, rng, intents)
             row = {"id": f"msg-{next_id:06d}", "subject": subject, "body": body}
             if name != "unannotated":
                 row["labels"] = LABEL_SEP.join(label_set)
@@ -604,18 +623,20 @@ def _label_sets(n: int, rng: random.Random) -> list[tuple[str, ...]]:
     ]
 
 
-def _message(labels: tuple[str, ...], rng: random.Random) -> tuple[str, str]:
-    """Subject and body of one message about ``labels`` (the first is the main intent)."""
+def _message(labels: tuple[str, ...], rng: random.Random, intents: dict[str, _Intent]) -> tuple[str, str]:
+    """Subject and body of one message about ``labels`` (the first is the main intent), in the
+    phrasings of ``intents``."""
     slots = _slots(rng)
     style = rng.choices(("chat", "email", "long"), weights=(0.15, 0.7, 0.15))[0]
     if style == "chat":
-        text = _chat(labels, rng).format(**slots)
+        text = _chat(labels, rng, intents).format(**slots)
         body = _add_typos(text, rng) if rng.random() < 0.3 else text
-        subject = "" if rng.random() < 0.3 else _subject(labels[0], rng, is_reply=False).lower()
+        subject = "" if rng.random() < 0.3 else _subject(intents[labels[0]], rng, is_reply=False).lower()
         return subject.format(**slots), body
 
     quoted = rng.random() < 0.1
-    body = _email(labels, rng, long=style == "long", is_reply=quoted).format(**slots)
+    forwarded = not quoted and rng.random() < FORWARDED_SHARE
+    body = _email(labels, rng, intents, long=style == "long", is_reply=quoted).format(**slots)
     if rng.random() < 0.08:
         body = body.lower()
     if rng.random() < 0.15:
@@ -625,11 +646,13 @@ def _message(labels: tuple[str, ...], rng: random.Random) -> tuple[str, str]:
         body += "\n\n" + footer
     if quoted:
         body += "\n\n" + _reply_chain(slots, rng)
-    return _subject(labels[0], rng, is_reply=quoted).format(**slots), body
+    if forwarded:
+        body += "\n\n" + _forwarded_thread(labels, slots, rng, intents)
+    return _subject(intents[labels[0]], rng, is_reply=quoted).format(**slots), body
 
 
-def _chat(labels: tuple[str, ...], rng: random.Random) -> str:
-    parts = [_chat_line(INTENTS[label], rng) for label in labels]
+def _chat(labels: tuple[str, ...], rng: random.Random, intents: dict[str, _Intent]) -> str:
+    parts = [_chat_line(intents[label], rng) for label in labels]
     text = " and also ".join(parts)
     return text if rng.random() < 0.7 else text.capitalize()
 
@@ -640,8 +663,8 @@ def _chat_line(intent: _Intent, rng: random.Random) -> str:
     return rng.choice(intent.chats)
 
 
-def _email(labels: tuple[str, ...], rng: random.Random, *, long: bool, is_reply: bool) -> str:
-    main = INTENTS[labels[0]]
+def _email(labels: tuple[str, ...], rng: random.Random, intents: dict[str, _Intent], *, long: bool, is_reply: bool) -> str:
+    main = intents[labels[0]]
     sentences = _situations(main, rng, 2 if long else 1)
     n_fillers = rng.randint(1, 3) if long else int(rng.random() < 0.35)
     for filler in rng.sample(FILLERS, n_fillers):
@@ -651,7 +674,7 @@ def _email(labels: tuple[str, ...], rng: random.Random, *, long: bool, is_reply:
         sentences.insert(0, rng.choice(REPLY_OPENERS))
     paragraphs = [" ".join(sentences)]
     for label in labels[1:]:
-        other = INTENTS[label]
+        other = intents[label]
         paragraphs.append(
             rng.choice(CONNECTORS) + _lower_first(_situations(other, rng, 1)[0]) + " " + _ask(other, rng)
         )
@@ -672,10 +695,10 @@ def _ask(intent: _Intent, rng: random.Random) -> str:
     return rng.choice(GENERIC_ASKS if rng.random() < GENERIC_SHARE else intent.asks)
 
 
-def _subject(label: str, rng: random.Random, *, is_reply: bool) -> str:
+def _subject(intent: _Intent, rng: random.Random, *, is_reply: bool) -> str:
     if rng.random() < 0.04:
         return ""
-    subject = rng.choice(GENERIC_SUBJECTS if rng.random() < GENERIC_SHARE else INTENTS[label].subjects)
+    subject = rng.choice(GENERIC_SUBJECTS if rng.random() < GENERIC_SHARE else intent.subjects)
     if rng.random() < 0.15:
         subject = subject.lower()
     elif rng.random() < 0.03:
@@ -720,6 +743,35 @@ def _reply_chain(slots: dict[str, str], rng: random.Random) -> str:
     ]
     first_line = "-----Original Message-----" if style == 2 else "_" * 32
     return "\n".join([first_line, *header, "", reply]).format(**slots)
+
+
+def _forwarded_thread(labels: tuple[str, ...], slots: dict[str, str], rng: random.Random, intents: dict[str, _Intent]) -> str:
+    """An earlier email about another intent, forwarded below the new message the way Lotus
+    Notes or Gmail forward it: noise the labels must not follow (``clean_email`` removes it)."""
+    other = rng.choice([label for label in intents if label not in labels])
+    earlier_slots = _slots(rng)
+    earlier = _email((other,), rng, intents, long=rng.random() < 0.3, is_reply=False).format(**earlier_slots)
+    sent = dt.datetime.combine(TODAY, dt.time(9)) - dt.timedelta(days=rng.randint(3, 60), minutes=rng.randint(0, 600))
+    if rng.random() < 0.5:
+        stamp = f"{sent:%d/%m/%Y %I:%M} {'AM' if sent.hour < 12 else 'PM'}"
+        header = [
+            f"----- Forwarded by {slots['name']}/{slots['company'].split()[0]} on {stamp} -----",
+            "",
+            f"{earlier_slots['name']} {stamp}",
+            f"To: {slots['name']} <{slots['email']}>",
+            f"cc: {SUPPORT_ADDRESS}",
+            "Subject: " + _subject(intents[other], rng, is_reply=False).format(**earlier_slots),
+        ]
+    else:
+        day, month = DAY_NAMES[sent.weekday()], MONTH_NAMES[sent.month - 1]
+        header = [
+            "---------- Forwarded message ---------",
+            f"From: {earlier_slots['name']} <{earlier_slots['email']}>",
+            f"Date: {day[:3]}, {sent.day} {month[:3]} {sent.year} at {sent:%H:%M}",
+            "Subject: " + _subject(intents[other], rng, is_reply=False).format(**earlier_slots),
+            f"To: {SUPPORT_ADDRESS}",
+        ]
+    return "\n".join(header) + "\n\n" + earlier
 
 
 def _slots(rng: random.Random) -> dict[str, str]:
