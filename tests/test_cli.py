@@ -6,9 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from rich.panel import Panel
 from typer.testing import CliRunner
 
 from textdistill.cli import app
+from textdistill.console import stderr_console
 from textdistill.transfer import TransferSet
 
 COMMANDS = ["demo", "run", "baseline", "teach", "label", "augment", "distill", "early-exit", "compress", "evaluate", "report", "sample", "predict"]
@@ -26,6 +28,20 @@ def test_help_lists_every_command_and_each_has_an_example():
         assert command in result.output
         sub = runner.invoke(app, [command, "--help"])
         assert sub.exit_code == 0 and "Example" in sub.output, command
+
+
+def test_boxes_wrap_at_the_console_width_and_lines_of_text_stay_whole(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    sentence = "The teacher is NOT better than the baseline: students distilled from it will be weak, so train longer."
+    path = "/runs/" + "very-long-directory-name/" * 5 + "report.html"
+    console = stderr_console()
+    console.print(Panel(sentence, title="warning: weak teacher"))
+    console.print(f"report: {path}")
+    lines = capsys.readouterr().err.splitlines()
+    panel, line = lines[:-1], lines[-1]
+    assert max(map(len, panel)) <= 80
+    assert " ".join(row.strip("│ ") for row in panel[1:-1]) == sentence  # every word, none cut off
+    assert line == f"report: {path}"  # one line, to copy whole
 
 
 def test_bad_input_is_a_clean_error_not_a_traceback(tmp_path):
