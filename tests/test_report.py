@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from rich.console import Console
 
 from textdistill.evaluate.report import ReportFiles, build_report, collect_evaluations
 from textdistill.evaluate.report.analysis import Analysis
+from textdistill.evaluate.report.terminal import print_results
 
 NASTY = "<script>alert(1)</script> & Co"
 
@@ -334,6 +337,26 @@ def test_summary_box_verdict_and_weak_teacher_warning(demo_report: ReportFiles) 
     html = demo_report.html.read_text(encoding="utf-8")
     assert html.count('<p class="warning" role="alert">⚠ ') == 2
     assert html.index('id="summary-box"') < html.index("Weak teacher") < html.index('id="summary"')
+
+
+def test_the_console_table_has_the_reports_rows_in_80_columns(demo: list[dict], demo_report: ReportFiles) -> None:
+    out = io.StringIO()
+    print_results(Console(file=out, width=80, markup=False), demo)
+    lines = out.getvalue().splitlines()
+    assert max(map(len, lines)) <= 80
+    assert lines[0].split() == ["model", "role", "accuracy", "95", "%", "interval", "%", "of", "teacher", "ms/msg"]
+    # the report's rows, in its order: name, role, headline metric, interval, % of teacher, ms/message (p50)
+    markdown = demo_report.markdown.read_text(encoding="utf-8")
+    header_line = next(line for line in _section(markdown, "## Models side by side").splitlines() if line.startswith("| model"))
+    header = [cell.strip() for cell in header_line.strip("|").split(" | ")]
+    columns = [header.index(title) for title in ("model", "role", "accuracy", "95 % interval", "% of teacher", "ms/message (p50)")]
+    report_rows = [[row[i] for i in columns] for row in _summary_rows(markdown)]
+    table_rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2 : 2 + len(demo)]]
+    assert table_rows == report_rows
+    assert [row[0] for row in table_rows] == ["baseline", "teacher", "bilstm", "static", "static-int8"]
+    after = " ".join(" ".join(lines[2 + len(demo) :]).split())
+    assert after.startswith("The static student keeps 98.7 % of the teacher's accuracy at 1/480 of its latency")
+    assert "Warning: Weak teacher" in after and "distillation does not pay here." in after
 
 
 def test_measurement_conditions_and_the_other_engineers_fields(demo_report: ReportFiles) -> None:
