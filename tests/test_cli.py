@@ -91,10 +91,14 @@ def test_baseline_evaluate_report_on_real_files(sample_data, tmp_path):
     trained = cli("baseline", "--train", sample_data.train, "--out", model, "--text-column", "subject", "--text-column", "body", "--id-column", "id", "--quiet")
     assert trained.returncode == 0, trained.stderr
     out = tmp_path / "eval.json"
-    evaluated = cli("evaluate", model, "--data", sample_data.test, "--json", out, "--threads", "1", "--latency-samples", "20", "--quiet")
+    evaluated = cli(
+        "evaluate", model, "--data", sample_data.test, "--json", out, "--threads", "1", "--latency-samples", "20", "--min-messages", "300", "--repeats", "2", "--quiet"
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(out.read_text())
     assert result["n_messages"] == 160 and result["micro_f1"] > 0.6  # text columns came from the manifest
+    # as [evaluate] min_messages and repeats: 300 messages rounded up to whole batches of 256, two runs
+    assert result["settings"]["throughput_messages"] == 512 and result["settings"]["repeats"] == 2
     assert "ms/message" in evaluated.stdout
     reported = cli("report", out, "--out", tmp_path / "report")
     assert reported.returncode == 0 and (tmp_path / "report" / "report.html").exists()

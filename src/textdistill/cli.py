@@ -15,6 +15,7 @@ from textdistill.console import stderr_console, stdout_console
 from textdistill.data.messages import DataSpec, MessageSet, describe_cleaning, fold_to, load_messages, read_columns, require_two_classes, text_cleaning, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
+from textdistill.evaluate.evaluation import CostSettings
 from textdistill.progress import set_quiet
 from textdistill.stages import DEFAULT_STAGES, STAGES
 
@@ -682,7 +683,13 @@ def evaluate(
     name: Annotated[str | None, typer.Option(help="Model name in the report (default: the directory name).")] = None,
     threads: Threads = None,
     cost: Annotated[bool, typer.Option(help="Measure latency, throughput, memory and size (--no-cost: quality only).", show_default=False)] = True,
-    latency_samples: Annotated[int, typer.Option(help="Messages timed one by one for the latency percentiles, drawn evenly from the length quartiles of the data.")] = 200,
+    latency_samples: Annotated[
+        int, typer.Option(help="Messages timed one by one for the latency percentiles, drawn evenly from the length quartiles of the data.")
+    ] = CostSettings.latency_samples,
+    min_messages: Annotated[
+        int, typer.Option(help="Messages predicted per throughput run, at least (rounded up to whole batches of 256).")
+    ] = CostSettings.min_messages,
+    repeats: Annotated[int, typer.Option(help="Throughput runs; the median is reported.")] = CostSettings.repeats,
     text_column: TextColumns = None,
     id_column: IdColumn = None,
     label_column: Annotated[str | None, typer.Option(help="Single-label column (default: as trained).")] = None,
@@ -703,11 +710,12 @@ def evaluate(
     Quality: accuracy, micro/macro precision, recall, F1, per-label scores with average
     precision, and for two-class models the positive class's (see --positive-label). Cost: ms
     per message at batch 1 (p50, p95), messages/s at batch 256, peak memory of a fresh
-    process, size on disk, parameters.
+    process, size on disk, parameters. --latency-samples, --min-messages and --repeats are the
+    [evaluate] keys latency_samples, min_messages and repeats of a run config.
 
     The data is read with the column settings the model was trained with, unless given here.
     """
-    from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
+    from textdistill.evaluate.evaluation import evaluate_model, write_evaluation
 
     set_quiet(quiet)
     spec = _spec_as_trained(
@@ -732,7 +740,7 @@ def evaluate(
         messages,
         name=name,
         skip_bad_rows=skip_bad_rows,
-        cost=CostSettings(measure=cost, threads=threads, latency_samples=latency_samples),
+        cost=CostSettings(measure=cost, threads=threads, latency_samples=latency_samples, min_messages=min_messages, repeats=repeats),
         positive_label=positive_label,
     )
     write_evaluation(result, json_path)
