@@ -461,12 +461,17 @@ def test_collect_says_where_it_looked_when_nothing_is_found(tmp_path: Path) -> N
 
 class _PageProbe(HTMLParser):
     """Counts the summary table's body rows and the marker elements in each ``td-point-*`` SVG group;
-    collects the summary table's header cells, the summary box's text and the error-bar groups."""
+    collects the summary table's header and body cells, the summary box's text, the error-bar
+    groups and the labels of the figures' SVG images."""
 
     def __init__(self) -> None:
         super().__init__()
         self.summary_rows = 0
         self.summary_header: list[str] = []
+        self.summary_cells: list[list[str]] = []
+        self.figure_images: list[str] = []
+        self._in_cell = False
+        self._in_figure = False
         self.box_text = ""
         self.intervals: dict[str, int] = {}
         self.markers: dict[str, int] = {}
@@ -484,12 +489,20 @@ class _PageProbe(HTMLParser):
         if tag == "th" and self._table[-1:] == ["summary"]:
             self._in_header = True
             self.summary_header.append("")
+        if tag == "td" and self._in_tbody and self._table[-1:] == ["summary"]:
+            self._in_cell = True
+            self.summary_cells[-1].append("")
+        if tag == "figure":
+            self._in_figure = True
+        elif tag == "svg" and self._in_figure:
+            self.figure_images.append(dict(attrs).get("aria-label") or "")
         if tag == "table":
             self._table.append(element_id)
         elif tag == "tbody":
             self._in_tbody = True
         elif tag == "tr" and self._in_tbody and self._table[-1:] == ["summary"]:
             self.summary_rows += 1
+            self.summary_cells.append([])
         elif tag == "g":
             self._groups.append(element_id)
             if element_id and element_id.startswith("td-point-"):
@@ -511,12 +524,18 @@ class _PageProbe(HTMLParser):
             self.box_text += data
         if self._in_header:
             self.summary_header[-1] += data
+        if self._in_cell:
+            self.summary_cells[-1][-1] += data
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "section" and self._in_box:
             self._in_box -= 1
         if tag == "th":
             self._in_header = False
+        if tag == "td":
+            self._in_cell = False
+        if tag == "figure":
+            self._in_figure = False
         if tag == "table":
             self._table.pop()
         elif tag == "tbody":
@@ -556,6 +575,12 @@ def test_page_renders_in_headless_chromium(demo_report: ReportFiles, demo: list[
     assert probe.summary_rows == len(demo)
     assert probe.summary_header[:6] == ["model", "role", "accuracy", "95 % interval", "% of teacher", "Δ vs baseline (pts)"]
     assert "Verdict" in probe.box_text and "keeps 98.7 % of the teacher's accuracy" in probe.box_text
+    # the role column, and each headline value with an interval around it
+    assert [row[1] for row in probe.summary_cells] == ["baseline", "teacher", "student", "student", "int8 copy of static"]
+    for row in probe.summary_cells:
+        low, high = (float(end) for end in row[3].split("–"))
+        assert low < float(row[2]) < high, row
+    assert probe.figure_images == ["accuracy against ms/message"]  # the plot, inline
     assert probe.markers == {f"td-point-{i}": 1 for i in range(len(demo))}
     # every model has an error bar (a vertical line and two caps)
     assert sorted(probe.intervals) == sorted(f"td-interval-{i}" for i in range(len(demo)))
