@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -18,6 +18,9 @@ from textdistill.errors import TextdistillError
 from textdistill.evaluate.evaluation import CostSettings
 from textdistill.progress import set_quiet
 from textdistill.stages import DEFAULT_STAGES, STAGES
+
+if TYPE_CHECKING:
+    from textdistill.pipeline import RunState
 
 # Help is click's plain layout (rich_markup_mode=None): it wraps every column to the terminal's
 # width, up to 80, where rich's option table cuts long option names and syntax short ("…") and
@@ -205,7 +208,7 @@ def demo(
         run_server(student, ServeSettings(threads=threads), host=host, port=port)
 
 
-def _print_results(state) -> None:
+def _print_results(state: RunState) -> None:
     """The last words of run and demo: the results table (the report's rows) and the report's path."""
     if state.report_html is None:
         return
@@ -253,7 +256,7 @@ At the end it prints the results table (the report's rows) and where the report 
 @app.command(help=RUN_HELP, epilog=_examples("textdistill run config.toml --out runs/first"))
 def run(
     config: Annotated[Path, typer.Argument(help="TOML file: [run], [data], [teacher], [[students]], [evaluate], ...")],
-    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/ and the config's name).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/NAME, NAME the config file's name without .toml).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """textdistill run: the pipeline of a config file (help: RUN_HELP)."""
