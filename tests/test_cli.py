@@ -2,21 +2,29 @@
 
 import csv
 import json
+import os
+import re
 import subprocess
 import sys
 
 import pytest
+import typer
+from rich.panel import Panel
 from typer.testing import CliRunner
 
 from textdistill.cli import app
+from textdistill.console import stderr_console
+from textdistill.pipeline import STAGE_ORDER
 from textdistill.transfer import TransferSet
 
 COMMANDS = ["demo", "run", "baseline", "teach", "label", "augment", "distill", "early-exit", "compress", "evaluate", "report", "sample", "predict"]
 runner = CliRunner()
 
 
-def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "textdistill", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+def cli(*args, timeout=300, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "textdistill", *map(str, args)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def test_help_lists_every_command_and_each_has_an_example():
@@ -26,6 +34,47 @@ def test_help_lists_every_command_and_each_has_an_example():
         assert command in result.output
         sub = runner.invoke(app, [command, "--help"])
         assert sub.exit_code == 0 and "Example" in sub.output, command
+
+
+def help_at_80_columns(*command):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_help_is_whole_at_80_columns():
+    group = typer.main.get_command(app)
+    for name, command in [(None, group), *group.commands.items()]:
+        text = help_at_80_columns(*[name] if name else [])
+        where = name or "textdistill"
+        assert "…" not in text and "<bool>" not in text, where
+        assert not re.search(r"\w\.\.\.$", text, re.MULTILINE), f"{where}: a summary cut short"
+        assert max(map(len, text.splitlines())) <= 80, where
+        for param in command.params:
+            for option in [*param.opts, *param.secondary_opts]:
+                if option.startswith("-"):
+                    assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text), f"{where}: {option} is not shown whole"
+
+
+def test_top_level_and_run_help_list_the_pipelines_stages_in_order():
+    top = " ".join(help_at_80_columns().split())
+    assert ", ".join(STAGE_ORDER) in top
+    listed = [line.split()[0] for line in help_at_80_columns("run").splitlines() if line.startswith("    ") and line.split()[0] in STAGE_ORDER]
+    assert listed == list(STAGE_ORDER)
+
+
+def test_boxes_wrap_at_the_console_width_and_lines_of_text_stay_whole(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    sentence = "The teacher is NOT better than the baseline: students distilled from it will be weak, so train longer."
+    path = "/runs/" + "very-long-directory-name/" * 5 + "report.html"
+    console = stderr_console()
+    console.print(Panel(sentence, title="warning: weak teacher"))
+    console.print(f"report: {path}")
+    lines = capsys.readouterr().err.splitlines()
+    panel, line = lines[:-1], lines[-1]
+    assert max(map(len, panel)) <= 80
+    assert " ".join(row.strip("│ ") for row in panel[1:-1]) == sentence  # every word, none cut off
+    assert line == f"report: {path}"  # one line, to copy whole
 
 
 def test_bad_input_is_a_clean_error_not_a_traceback(tmp_path):
@@ -42,13 +91,49 @@ def test_baseline_evaluate_report_on_real_files(sample_data, tmp_path):
     trained = cli("baseline", "--train", sample_data.train, "--out", model, "--text-column", "subject", "--text-column", "body", "--id-column", "id", "--quiet")
     assert trained.returncode == 0, trained.stderr
     out = tmp_path / "eval.json"
-    evaluated = cli("evaluate", model, "--data", sample_data.test, "--json", out, "--threads", "1", "--latency-samples", "20", "--quiet")
+    evaluated = cli(
+        "evaluate", model, "--data", sample_data.test, "--json", out, "--threads", "1", "--latency-samples", "20", "--min-messages", "300", "--repeats", "2", "--quiet"
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(out.read_text())
     assert result["n_messages"] == 160 and result["micro_f1"] > 0.6  # text columns came from the manifest
+    # as [evaluate] min_messages and repeats: 300 messages rounded up to whole batches of 256, two runs
+    assert result["settings"]["throughput_messages"] == 512 and result["settings"]["repeats"] == 2
     assert "ms/message" in evaluated.stdout
     reported = cli("report", out, "--out", tmp_path / "report")
     assert reported.returncode == 0 and (tmp_path / "report" / "report.html").exists()
+
+
+RUN_CONFIG = """
+[data]
+train = "{train}"
+test = "{test}"
+text_columns = ["subject", "body"]
+id_column = "id"
+
+[evaluate]
+threads = 1
+latency_samples = 20
+warmup = 2
+min_messages = 256
+repeats = 1
+"""
+
+
+def test_run_ends_with_the_results_table_and_the_report_path_once(sample_data, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(RUN_CONFIG.format(train=sample_data.train, test=sample_data.test), encoding="utf-8")
+    result = cli("run", config, "--out", tmp_path / "run", "--quiet", env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    report = tmp_path / "run" / "report" / "report.html"
+    *table, last = result.stdout.rstrip("\n").splitlines()
+    assert last == f"Report: {report}" and (result.stdout + result.stderr).count(str(report)) == 1
+    assert max(map(len, table)) <= 80
+    baseline = json.loads((tmp_path / "run" / "evaluations" / "baseline.json").read_text())
+    header = next(line for line in table if line.startswith("model"))
+    row = next(line for line in table if line.startswith("baseline"))
+    assert header.split()[:3] == ["model", "role", "micro-F1"]  # multi-label data: the report's headline metric
+    assert row.split()[:3] == ["baseline", "baseline", f"{baseline['micro_f1']:.3f}"]
 
 
 def test_label_distill_evaluate_with_a_baseline_teacher(sample_data, tmp_path):
@@ -111,8 +196,12 @@ def test_demo_runs_end_to_end(tmp_path):
     assert result.returncode == 0, result.stderr
     report = tmp_path / "demo" / "run" / "report" / "report.html"
     assert f"Report: {report}" in result.stdout and report.exists()
+    assert (result.stdout + result.stderr).count(str(report)) == 1
     evaluation = json.loads((tmp_path / "demo" / "run" / "evaluations" / "baseline.json").read_text())
     assert evaluation["multi_label"] and evaluation["hierarchical"] and len(evaluation["per_label"]) >= 12
     evaluations = sorted(p.stem for p in (tmp_path / "demo" / "run" / "evaluations").glob("*.json"))
     assert evaluations == ["baseline", "bilstm", "bilstm-int8", "static", "static-int8", "teacher"]
     assert all(name in report.read_text() for name in evaluations)
+    # the results table ends the output: the report's rows, each compressed copy under its source
+    rows = [cells[0] for cells in map(str.split, result.stdout.splitlines()) if len(cells) > 2 and cells[1] in ("baseline", "teacher", "student", "int8")]
+    assert rows == ["baseline", "teacher", "bilstm", "bilstm-int8", "static", "static-int8"]

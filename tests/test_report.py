@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -14,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from matplotlib.image import imread
+from rich.console import Console
 
 from textdistill.evaluate.report import ReportFiles, build_report, collect_evaluations
 from textdistill.evaluate.report.analysis import Analysis
+from textdistill.evaluate.report.terminal import print_results
 
 NASTY = "<script>alert(1)</script> & Co"
 
@@ -336,6 +339,26 @@ def test_summary_box_verdict_and_weak_teacher_warning(demo_report: ReportFiles) 
     assert html.index('id="summary-box"') < html.index("Weak teacher") < html.index('id="summary"')
 
 
+def test_the_console_table_has_the_reports_rows_in_80_columns(demo: list[dict], demo_report: ReportFiles) -> None:
+    out = io.StringIO()
+    print_results(Console(file=out, width=80, markup=False), demo)
+    lines = out.getvalue().splitlines()
+    assert max(map(len, lines)) <= 80
+    assert lines[0].split() == ["model", "role", "accuracy", "95", "%", "interval", "%", "of", "teacher", "ms/msg"]
+    # the report's rows, in its order: name, role, headline metric, interval, % of teacher, ms/message (p50)
+    markdown = demo_report.markdown.read_text(encoding="utf-8")
+    header_line = next(line for line in _section(markdown, "## Models side by side").splitlines() if line.startswith("| model"))
+    header = [cell.strip() for cell in header_line.strip("|").split(" | ")]
+    columns = [header.index(title) for title in ("model", "role", "accuracy", "95 % interval", "% of teacher", "ms/message (p50)")]
+    report_rows = [[row[i] for i in columns] for row in _summary_rows(markdown)]
+    table_rows = [re.split(r"\s{2,}", line.strip()) for line in lines[2 : 2 + len(demo)]]
+    assert table_rows == report_rows
+    assert [row[0] for row in table_rows] == ["baseline", "teacher", "bilstm", "static", "static-int8"]
+    after = " ".join(" ".join(lines[2 + len(demo) :]).split())
+    assert after.startswith("The static student keeps 98.7 % of the teacher's accuracy at 1/480 of its latency")
+    assert "Warning: Weak teacher" in after and "distillation does not pay here." in after
+
+
 def test_measurement_conditions_and_the_other_engineers_fields(demo_report: ReportFiles) -> None:
     markdown = demo_report.markdown.read_text(encoding="utf-8")
     conditions = _section(markdown, "## Measurement conditions")
@@ -438,12 +461,17 @@ def test_collect_says_where_it_looked_when_nothing_is_found(tmp_path: Path) -> N
 
 class _PageProbe(HTMLParser):
     """Counts the summary table's body rows and the marker elements in each ``td-point-*`` SVG group;
-    collects the summary table's header cells, the summary box's text and the error-bar groups."""
+    collects the summary table's header and body cells, the summary box's text, the error-bar
+    groups and the labels of the figures' SVG images."""
 
     def __init__(self) -> None:
         super().__init__()
         self.summary_rows = 0
         self.summary_header: list[str] = []
+        self.summary_cells: list[list[str]] = []
+        self.figure_images: list[str] = []
+        self._in_cell = False
+        self._in_figure = False
         self.box_text = ""
         self.intervals: dict[str, int] = {}
         self.markers: dict[str, int] = {}
@@ -461,12 +489,20 @@ class _PageProbe(HTMLParser):
         if tag == "th" and self._table[-1:] == ["summary"]:
             self._in_header = True
             self.summary_header.append("")
+        if tag == "td" and self._in_tbody and self._table[-1:] == ["summary"]:
+            self._in_cell = True
+            self.summary_cells[-1].append("")
+        if tag == "figure":
+            self._in_figure = True
+        elif tag == "svg" and self._in_figure:
+            self.figure_images.append(dict(attrs).get("aria-label") or "")
         if tag == "table":
             self._table.append(element_id)
         elif tag == "tbody":
             self._in_tbody = True
         elif tag == "tr" and self._in_tbody and self._table[-1:] == ["summary"]:
             self.summary_rows += 1
+            self.summary_cells.append([])
         elif tag == "g":
             self._groups.append(element_id)
             if element_id and element_id.startswith("td-point-"):
@@ -488,12 +524,18 @@ class _PageProbe(HTMLParser):
             self.box_text += data
         if self._in_header:
             self.summary_header[-1] += data
+        if self._in_cell:
+            self.summary_cells[-1][-1] += data
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "section" and self._in_box:
             self._in_box -= 1
         if tag == "th":
             self._in_header = False
+        if tag == "td":
+            self._in_cell = False
+        if tag == "figure":
+            self._in_figure = False
         if tag == "table":
             self._table.pop()
         elif tag == "tbody":
@@ -533,6 +575,12 @@ def test_page_renders_in_headless_chromium(demo_report: ReportFiles, demo: list[
     assert probe.summary_rows == len(demo)
     assert probe.summary_header[:6] == ["model", "role", "accuracy", "95 % interval", "% of teacher", "Δ vs baseline (pts)"]
     assert "Verdict" in probe.box_text and "keeps 98.7 % of the teacher's accuracy" in probe.box_text
+    # the role column, and each headline value with an interval around it
+    assert [row[1] for row in probe.summary_cells] == ["baseline", "teacher", "student", "student", "int8 copy of static"]
+    for row in probe.summary_cells:
+        low, high = (float(end) for end in row[3].split("–"))
+        assert low < float(row[2]) < high, row
+    assert probe.figure_images == ["accuracy against ms/message"]  # the plot, inline
     assert probe.markers == {f"td-point-{i}": 1 for i in range(len(demo))}
     # every model has an error bar (a vertical line and two caps)
     assert sorted(probe.intervals) == sorted(f"td-interval-{i}" for i in range(len(demo)))

@@ -220,6 +220,19 @@ def test_concurrent_requests_all_get_the_unbatched_models_answers(single, models
         assert [r["labels"][-1] for r in results] == model.predict([m["text"] for m in messages])
 
 
+@pytest.mark.slow
+def test_a_message_without_an_id_gets_its_position_in_the_request(single, models, held_out_texts):
+    texts = held_out_texts[:4]
+    response = post(single, [{"text": texts[0]}, {"id": "b", "text": texts[1]}, {"text": texts[2]}, {"id": 7, "text": texts[3]}])
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["id"] for r in results] == [0, "b", 2, 7]
+    assert [r["labels"][-1] for r in results] == textdistill.load(models["single"]).predict(texts)
+    # documented: the id is optional, and what it defaults to
+    message = httpx.get(f"{single.url}/openapi.json").json()["components"]["schemas"]["Message"]
+    assert message["required"] == ["text"] and "its position in the request" in message["properties"]["id"]["description"]
+
+
 # -- bad requests ----------------------------------------------------------------------------
 def message(i=1, text="Where is my parcel?"):
     return {"id": i, "text": text}
@@ -240,7 +253,6 @@ BAD_REQUESTS = {
     "messages not a list": ({"json": {"messages": "hi"}}, 422, "invalid_request", "messages: must be a JSON array"),
     "empty list": ({"json": {"messages": []}}, 422, "invalid_request", "messages: must not be empty"),
     "message without text": ({"json": {"messages": [message(), {"id": 2}]}}, 422, "invalid_request", "messages[1].text: required"),
-    "message without id": ({"json": {"messages": [{"text": "hi"}]}}, 422, "invalid_request", "messages[0].id: required"),
     "unknown message field": ({"json": {"messages": [{**message(), "lang": "en"}]}}, 422, "invalid_request", "messages[0].lang: unknown field"),
     "float id": ({"json": {"messages": [message(1.5)]}}, 422, "invalid_request", "messages[0].id: must be a string or an integer"),
     "boolean id": ({"json": {"messages": [message(True)]}}, 422, "invalid_request", "messages[0].id: must be a string or an integer"),
@@ -252,6 +264,10 @@ BAD_REQUESTS = {
     "unpaired surrogate in text": ({"content": b'{"messages": [{"id": 1, "text": "a \\ud800 b"}]}', "headers": JSON}, 422, "invalid_request", "messages[0].text: must be valid Unicode"),
     "unpaired surrogate in id": ({"content": b'{"messages": [{"id": "\\udc00", "text": "hi"}]}', "headers": JSON}, 422, "invalid_request", "messages[0].id: must be valid Unicode"),
     "duplicate ids": ({"json": {"messages": [message(7), message("7"), message(7)]}}, 422, "duplicate_ids", "messages[2].id: duplicate id 7: messages[0] has it too"),
+    "a given id equal to a missing one's position": (
+        {"json": {"messages": [{"text": "hi"}, message(0)]}}, 422, "duplicate_ids",
+        "messages[1].id: duplicate id 0: messages[0] has it too (sent without an id, it has its position as id)",
+    ),
     "too many messages": ({"json": {"messages": [message(i) for i in range(21)]}}, 413, "too_many_messages", "21 messages in one request; the limit is 20"),
     "text over max_text_chars": ({"json": {"messages": [message(1), message(2, "a" * 2001)]}}, 413, "text_too_long", "messages[1].text: 2,001 characters; the limit is 2,000"),
     "body over max_request_mb": ({"json": {"messages": [message(1, "a" * 300_000)]}}, 413, "request_too_large", "the limit is 262,144"),

@@ -5,26 +5,27 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from textdistill.compress import INT8_TOLERANCE
-from textdistill.console import stderr_console
+from textdistill.console import stderr_console, stdout_console
 from textdistill.data.messages import DataSpec, MessageSet, describe_cleaning, fold_to, load_messages, read_columns, require_two_classes, text_cleaning, write_skipped_rows
 from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
+from textdistill.evaluate.evaluation import CostSettings
 from textdistill.progress import set_quiet
+from textdistill.stages import DEFAULT_STAGES, STAGES
 
-app = typer.Typer(
-    name="textdistill",
-    help="Distil a big transformer classifier of business messages into a small, fast model, "
-    "and prove it with a side-by-side report.",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
-    pretty_exceptions_enable=False,
-)
+if TYPE_CHECKING:
+    from textdistill.pipeline import RunState
+
+# Help is click's plain layout (rich_markup_mode=None): it wraps every column to the terminal's
+# width, up to 80, where rich's option table cuts long option names and syntax short ("…") and
+# shows a <bool> type for every flag.
+app = typer.Typer(name="textdistill", no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False)
 console = stderr_console()
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -43,11 +44,11 @@ MultiLabel = Annotated[
 AnnotatedColumn = Annotated[
     str | None, typer.Option(help="Flag column (true/false) that marks which rows are annotated.")
 ]
-CleanEmail = Annotated[bool, typer.Option(help="Strip quoted replies and signatures from emails.")]
+CleanEmail = Annotated[bool, typer.Option("--clean-email", help="Strip quoted replies and signatures from emails.")]
 CleanEmailAsTrained = Annotated[bool | None, typer.Option(help="Email clean-up (default: as the teacher was trained).", show_default=False)]
-SkipBadRows = Annotated[bool, typer.Option(help="Skip bad rows instead of stopping; they are counted and reported.")]
+SkipBadRows = Annotated[bool, typer.Option("--skip-bad-rows", help="Skip bad rows instead of stopping; they are counted and reported.")]
 Encoding = Annotated[str, typer.Option(help="Text encoding of CSV / JSONL files (a byte order mark overrides it).")]
-FoldCase = Annotated[bool, typer.Option(help="Read labels that differ only by case or spacing (Billing, billing) as their most frequent spelling.")]
+FoldCase = Annotated[bool, typer.Option("--fold-case", help="Read labels that differ only by case or spacing (Billing, billing) as their most frequent spelling.")]
 MaxTextChars = Annotated[int, typer.Option(help="Longest message text, in characters (see --long-text).")]
 LongText = Annotated[str, typer.Option(help="A longer text: refuse (a bad row) or cut (keep the first --max-text-chars characters).")]
 MaxTextCharsAsTrained = Annotated[int | None, typer.Option(help="Longest message text, in characters (default: as trained).", show_default=False)]
@@ -96,12 +97,26 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+def _examples(*examples: str) -> str:
+    """A command's epilog: example command lines, printed as written (click rewraps other
+    paragraphs); an example may go on over several lines, each ending in a backslash."""
+    lines = [f"  {line}" for example in examples for line in example.splitlines()]
+    return "\b\nExamples:\n" + "\n".join(lines)
+
+
+APP_HELP = f"""Distil a big transformer classifier of business messages into a small, fast model,
+and prove it with a side-by-side report.
+
+The pipeline's stages, in order: {", ".join(STAGES)}. textdistill demo runs them all
+on a built-in sample of emails, textdistill run those a config file names; most have a command
+of their own below."""
+
+
+@app.callback(help=APP_HELP, epilog=_examples("textdistill demo --out /tmp/demo", "textdistill run config.toml --out runs/first", "textdistill COMMAND --help"))
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
-    """Distil a big transformer classifier of business messages into a small, fast model,
-    and prove it with a side-by-side report."""
+    """The options before a command (the help is APP_HELP)."""
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -158,24 +173,23 @@ def _train_and_validation(train: Path, validation: Path | None, fraction: float,
     return messages, held_out
 
 
-@app.command()
+@app.command(
+    epilog=_examples("textdistill demo --out /tmp/demo", "textdistill demo --serve --port 8000"),
+)
 def demo(
     out: Annotated[Path, typer.Option(help="Directory for the sample data and the run.")] = Path("textdistill-demo"),
     threads: Threads = None,
     quiet: Quiet = False,
-    serve: Annotated[bool, typer.Option("--serve", help="Then serve the best student over HTTP (see `textdistill serve`).")] = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Then serve the best student over HTTP (see textdistill serve).")] = False,
     host: Annotated[str, typer.Option(help="With --serve: address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="With --serve: port to listen on.")] = 8000,
 ) -> None:
-    """Run the whole pipeline on a built-in sample of customer-service emails.
+    """Run every stage on a built-in sample of customer emails.
 
-    Writes a sample dataset (hierarchical, partly multi-label, with an unannotated pool),
-    trains and evaluates every configured model, and prints where the report is. With
-    `--serve` it then serves the student with the best macro-F1 on the test set.
-
-    Example: `textdistill demo --out /tmp/demo`
-
-    Example: `textdistill demo --serve --port 8000`
+    Writes a sample dataset (hierarchical, partly multi-label, with an unannotated pool) and
+    the config it runs (OUT/config.toml: edit it and rerun with textdistill run), trains and
+    evaluates every configured model, and prints the results table and where the report is.
+    With --serve it then serves the student with the best macro-F1 on the test set.
     """
     from textdistill.demo import best_student, run_demo
 
@@ -184,8 +198,7 @@ def demo(
 
         require_serve_extra()  # before minutes of training, not after
     set_quiet(quiet)
-    state = run_demo(out, threads=threads)
-    typer.echo(f"Report: {state.report_html}")
+    _print_results(run_demo(out, threads=threads))
     if serve:
         from textdistill.serve import ServeSettings
         from textdistill.serve.server import run_server
@@ -195,45 +208,72 @@ def demo(
         run_server(student, ServeSettings(threads=threads), host=host, port=port)
 
 
-@app.command()
+def _print_results(state: RunState) -> None:
+    """The last words of run and demo: the results table (the report's rows) and the report's path."""
+    if state.report_html is None:
+        return
+    from textdistill.evaluate.report.terminal import print_results
+
+    out = stdout_console()
+    out.print()
+    print_results(out, state.evaluations)
+    typer.echo(f"Report: {state.report_html}")
+
+
+_STAGE_LINES = "\n".join(f"  {name:<10}{what}" for name, what in STAGES.items())
+RUN_HELP = f"""Run the stages a config file names, into one run directory.
+
+The stages, in the order they run (without [run] stages: {", ".join(DEFAULT_STAGES)}):
+
+\b
+{_STAGE_LINES}
+
+An example config (all sections and keys: README.md, "Run configuration"):
+
+\b
+  [run]
+  stages = [{", ".join(f'"{name}"' for name in DEFAULT_STAGES)}]
+  seed = 0
+
+\b
+  [data]
+  train = "train.csv"          # relative to this file
+  test = "test.csv"
+  unannotated = "pool.csv"     # optional
+  text_columns = ["subject", "body"]
+  labels_column = "labels"
+  clean_email = true
+
+\b
+  [evaluate]
+  threads = 2
+  # two-class data: the positive class (default: the rarer one)
+  # positive_label = "spam"
+
+At the end it prints the results table (the report's rows) and where the report is."""
+
+
+@app.command(help=RUN_HELP, epilog=_examples("textdistill run config.toml --out runs/first"))
 def run(
-    config: Annotated[Path, typer.Argument(help="TOML file: [run], [data], [baseline], [evaluate], [report].")],
-    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/<config name>).")] = None,
+    config: Annotated[Path, typer.Argument(help="TOML file: [run], [data], [teacher], [[students]], [evaluate], ...")],
+    out: Annotated[Path | None, typer.Option(help="Run directory (default: runs/NAME, NAME the config file's name without .toml).")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Run the configured stages in order (load, split, baseline, evaluate, report).
-
-    Example config:
-
-    ```toml
-    [run]
-    stages = ["load", "split", "baseline", "evaluate", "report"]
-    seed = 0
-
-    [data]
-    train = "train.csv"          # relative to this file
-    test = "test.csv"
-    unannotated = "pool.csv"     # optional
-    text_columns = ["subject", "body"]
-    labels_column = "labels"
-    clean_email = true
-
-    [evaluate]
-    threads = 2
-    # positive_label = "spam"    # two-class data: the positive class (default: the rarer one)
-    ```
-
-    Example: `textdistill run config.toml --out runs/first`
-    """
+    """textdistill run: the pipeline of a config file (help: RUN_HELP)."""
     from textdistill.pipeline import Pipeline, RunConfig
 
     set_quiet(quiet)
-    state = Pipeline(RunConfig.from_toml(config), out or Path("runs") / config.stem, config_path=config).run()
-    if state.report_html:
-        typer.echo(f"Report: {state.report_html}")
+    _print_results(Pipeline(RunConfig.from_toml(config), out or Path("runs") / config.stem, config_path=config).run())
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "textdistill baseline --train train.csv --out models/baseline",
+        "textdistill baseline --train emails.jsonl --text-column subject \\\n"
+        "    --text-column body --labels-column tags --threshold-mode per_label \\\n"
+        "    --out models/baseline  # multi-label emails",
+    )
+)
 def baseline(
     train: Annotated[Path, typer.Option(help="Annotated messages (CSV, JSONL or Parquet).")],
     out: Annotated[Path, typer.Option(help="Directory to save the model in.")],
@@ -257,12 +297,9 @@ def baseline(
     long_text: LongText = "refuse",
     quiet: Quiet = False,
 ) -> None:
-    """Train the TF-IDF + logistic regression baseline ("the model in production today").
+    """Train the TF-IDF + logistic regression baseline.
 
-    Example: `textdistill baseline --train train.csv --out models/baseline`
-
-    Example (multi-label emails): `textdistill baseline --train emails.jsonl --text-column subject
-    --text-column body --labels-column tags --threshold-mode per_label --out models/baseline`
+    It stands for "the model in production today": every other model is compared with it.
     """
     from textdistill.models.baseline import BaselineConfig
     from textdistill.training.recipes import train_baseline
@@ -275,7 +312,12 @@ def baseline(
     typer.echo(f"Saved baseline ({len(model.label_space)} labels, {len(messages)} training messages) to {out}")
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "textdistill teach --train train.csv --model minilm-l6 --method full \\\n    --epochs 3 --out models/teacher",
+        "textdistill teach --train train.csv --model mpnet-base --method lora:16 \\\n    --out models/teacher-lora",
+    )
+)
 def teach(
     train: Annotated[Path, typer.Option(help="Annotated messages (CSV, JSONL or Parquet).")],
     out: Annotated[Path, typer.Option(help="Directory to save the teacher in (a checkpoint lives there while training).")],
@@ -306,18 +348,15 @@ def teach(
     long_text: LongText = "refuse",
     quiet: Quiet = False,
 ) -> None:
-    """Fine-tune a pretrained encoder as the teacher, fully or parameter-efficiently.
+    """Fine-tune a pretrained encoder as the teacher.
 
-    Methods: `full` fine-tuning; `freeze:K` (embeddings and the bottom K layers frozen);
-    `bitfit` (biases and head); `adapter` (Houlsby bottleneck adapters); `lora` (via peft);
-    `head` (encoder frozen, logistic-regression head on its features). Every method starts
-    from a linear-probe head. Uses CUDA (with bf16) when present, else the CPU.
+    Fully or parameter-efficiently, by --method: full fine-tuning; freeze:K (embeddings and
+    the bottom K layers frozen); bitfit (biases and head); adapter (Houlsby bottleneck
+    adapters); lora (via peft); head (encoder frozen, logistic-regression head on its
+    features). Every method starts from a linear-probe head. Uses CUDA (with bf16) when
+    present, else the CPU.
 
     Interrupted? Run the same command again: it resumes from the checkpoint in --out.
-
-    Example: `textdistill teach --train train.csv --model minilm-l6 --method full --epochs 3 --out models/teacher`
-
-    Example: `textdistill teach --train train.csv --model mpnet-base --method lora:16 --out models/teacher-lora`
     """
     from textdistill.models.transformer import EncoderConfig, TransformerClassifier
     from textdistill.training.arguments import TrainingArguments
@@ -342,7 +381,13 @@ def teach(
     typer.echo(f"Saved teacher ({method}, {trained['trainable_params']:,} of {trained['total_params']:,} parameters trained) to {out}")
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "textdistill label --teacher models/teacher --texts pool.csv --out transfer/",
+        "textdistill label --teacher models/teacher --texts pool.csv \\\n    --augment mask,pos,ngram --augment-factor 4 --out transfer/",
+        "textdistill label --teacher models/teacher --texts pool.parquet \\\n    --out transfer/ --engine ray --ray-address head:6379",
+    )
+)
 def label(
     teacher: Annotated[Path, typer.Option(help="A saved teacher (or any saved model) directory.")],
     texts: Annotated[
@@ -372,16 +417,11 @@ def label(
     encoding: Encoding = "utf-8",
     quiet: Quiet = False,
 ) -> None:
-    """Score unannotated messages with the teacher: the soft-target transfer set.
+    """Score messages with the teacher: the transfer set.
 
-    Stores each message's text, id and the teacher's logits. Interrupted? Run the same
-    command again: finished shards are kept and the rest is scored.
-
-    Example: `textdistill label --teacher models/teacher --texts pool.csv --out transfer/`
-
-    Example: `textdistill label --teacher models/teacher --texts pool.csv --augment mask,pos,ngram --augment-factor 4 --out transfer/`
-
-    Example: `textdistill label --teacher models/teacher --texts pool.parquet --out transfer/ --engine ray --ray-address head:6379`
+    The soft targets students learn from: each message's text, id and the teacher's logits,
+    for unannotated messages and augmented copies of them. Interrupted? Run the same command
+    again: finished shards are kept and the rest is scored.
     """
     from textdistill.engines import make_engine
     from textdistill.transfer import AugmentConfig, label_messages
@@ -408,7 +448,13 @@ def label(
     )
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "textdistill augment --texts pool.csv --factor 4 --seed 1 \\\n    --exclude transfer/ --out more.csv",
+        "textdistill label --teacher models/teacher --texts more.csv \\\n    --text-column text --id-column id --out transfer-more/",
+        "textdistill distill ... --transfer transfer/ --transfer transfer-more/",
+    )
+)
 def augment(
     texts: Annotated[Path, typer.Option(help="Messages (CSV, JSONL or Parquet) to make new texts from; label columns are ignored.")],
     out: Annotated[Path, typer.Option(help="CSV to write: id, text, origin (the method that made it), source_id.")],
@@ -424,14 +470,11 @@ def augment(
     skip_bad_rows: SkipBadRows = False,
     encoding: Encoding = "utf-8",
 ) -> None:
-    """Write augmented copies of messages to a CSV, leaving out texts already seen.
+    """Write augmented copies of messages to a CSV.
 
-    Label the file with `textdistill label` and pass both transfer sets to `distill` to grow a
-    transfer set without scoring its messages again.
-
-    Example: `textdistill augment --texts pool.csv --factor 4 --seed 1 --exclude transfer/ --out more.csv`,
-    then `textdistill label --teacher models/teacher --texts more.csv --text-column text --id-column id --out transfer-more/`
-    and `textdistill distill ... --transfer transfer/ --transfer transfer-more/`
+    Texts already seen (in the messages, or in an --exclude transfer set) are left out. Label
+    the file with textdistill label and pass both transfer sets to distill to grow a transfer
+    set without scoring its messages again.
     """
     import csv
 
@@ -461,7 +504,33 @@ def augment(
     )
 
 
-@app.command()
+DISTILL_SYNTAX = """\b
+Losses (--loss, repeatable): NAME[:WEIGHT[:KEY=VALUE,...]], e.g.
+  kd:0.7:temperature=2    the teacher's soft targets at temperature 2
+  ce:0.3                  the labels of --train
+  tinybert_hidden:1:layer_map={"1":4}
+Names: kd, ce, logit_mse, cosine, pkd, tinybert_embedding, tinybert_hidden,
+tinybert_attention. Default: kd:0.7:temperature=2 and ce:0.3; for a
+single-label bilstm: logit_mse and ce:0.1.
+
+\b
+Student settings (--set KEY=VALUE, repeatable), by --student:
+  static       embeddings=teacher|glove|hash, dim, bigram_buckets, hidden
+  bilstm       embeddings, dim, hidden, mlp
+  transformer  encoder=teacher-layers|minilm-l6|minilm-l3|PATH,
+               layers=[0,2,4], max_length"""
+
+
+@app.command(
+    epilog=DISTILL_SYNTAX
+    + "\n\n"
+    + _examples(
+        "textdistill distill --teacher models/teacher --transfer transfer/ \\\n    --train train.csv --student static --out models/static",
+        "textdistill distill --teacher t1 --teacher t2 --transfer transfer/ \\\n"
+        "    --train train.csv --student transformer --set encoder=minilm-l3 \\\n"
+        "    --loss kd:1:temperature=2 --out models/l3",
+    )
+)
 def distill(
     teacher: Annotated[list[Path], typer.Option(help="A saved teacher; repeat for an ensemble (soft targets averaged).")],
     student: Annotated[str, typer.Option(help="Student kind: static, bilstm or transformer.")],
@@ -469,7 +538,7 @@ def distill(
     transfer: Annotated[
         list[Path] | None,
         typer.Option(
-            help="Transfer set written by `textdistill label`; repeat to join several (a text in two is kept once). "
+            help="Transfer set written by textdistill label; repeat to join several (a text in two is kept once). "
             "Omit it to train the student on --train labels alone, as a control."
         ),
     ] = None,
@@ -479,11 +548,11 @@ def distill(
     teacher_weight: Annotated[list[float] | None, typer.Option(help="Weight of each --teacher, in order (default: equal).")] = None,
     loss: Annotated[
         list[str] | None,
-        typer.Option(help="Loss term name[:weight[:key=value,...]], repeatable, e.g. kd:0.7:temperature=2 (default: per student kind)."),
+        typer.Option(help="Loss term, repeatable: NAME[:WEIGHT[:KEY=VALUE,...]] (see below; default: per student kind)."),
     ] = None,
     setting: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Student setting key=value, repeatable, e.g. dim=128, hidden=512, encoder=minilm-l3, layers=[0,2,4]."),
+        typer.Option("--set", help="Student setting KEY=VALUE, repeatable, e.g. dim=128 (see below)."),
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Training epochs (default: per student kind, raised on small sets to reach --min-steps).")] = None,
     min_steps: Annotated[
@@ -501,16 +570,12 @@ def distill(
     encoding: Encoding = "utf-8",
     quiet: Quiet = False,
 ) -> None:
-    """Distil a small, fast student from one or more teachers and a transfer set.
+    """Distil a small, fast student from one or more teachers.
 
-    Students: `static` (mean-pooled token embeddings, initialised from the teacher, GloVe or
-    hashed n-grams; numpy-only inference), `bilstm` (Tang et al.), `transformer` (every other
-    layer of the teacher, or `--set encoder=minilm-l3` for a packaged smaller encoder).
-    Losses by name: kd, ce, logit_mse, cosine, pkd, tinybert_embedding, tinybert_hidden, tinybert_attention.
-
-    Example: `textdistill distill --teacher models/teacher --transfer transfer/ --train train.csv --student static --out models/static`
-
-    Example: `textdistill distill --teacher t1 --teacher t2 --transfer transfer/ --train train.csv --student transformer --set encoder=minilm-l3 --loss kd:1:temperature=2 --out models/l3`
+    The student learns the teachers' soft targets on a transfer set (and the labels of
+    --train). Students: static (mean-pooled token embeddings, initialised from the teacher,
+    GloVe or hashed n-grams; numpy-only inference), bilstm (Tang et al.), transformer (every
+    other layer of the teacher, or --set encoder=minilm-l3 for a packaged smaller encoder).
     """
     from textdistill.distill.recipe import StudentSpec, distill as distill_student, parse_loss_term, parse_setting
 
@@ -542,7 +607,7 @@ def distill(
     typer.echo(f"Saved {student} student ({model.n_params:,} parameters) to {out}")
 
 
-@app.command("early-exit")
+@app.command("early-exit", epilog=_examples("textdistill early-exit models/student-l6 --transfer transfer/ \\\n    --out models/student-l6-exit"))
 def early_exit(
     model_dir: Annotated[Path, typer.Argument(help="A saved transformer model: a teacher or a transformer student.")],
     transfer: Annotated[Path, typer.Option(help="Transfer set whose texts train the branches (no labels needed).")],
@@ -554,14 +619,13 @@ def early_exit(
     seed: Annotated[int, typer.Option(help="Seed of the initialisation and the batch order.")] = 0,
     quiet: Quiet = False,
 ) -> None:
-    """Add FastBERT early exit to a transformer: a classifier branch after every layer, trained
-    by self-distillation from the model's own final classifier on the transfer-set texts.
+    """Add FastBERT early exit to a transformer.
 
-    At prediction time a message leaves at the first layer whose branch is confident enough
-    (normalised entropy below --threshold); batches shrink as messages leave. `evaluate`
-    reports accuracy and mean layers used for a sweep of thresholds.
-
-    Example: `textdistill early-exit models/student-l6 --transfer transfer/ --out models/student-l6-exit`
+    A classifier branch after every layer, trained by self-distillation from the model's own
+    final classifier on the transfer-set texts. At prediction time a message leaves at the
+    first layer whose branch is confident enough (normalised entropy below --threshold);
+    batches shrink as messages leave. evaluate reports accuracy and mean layers used for a
+    sweep of thresholds.
     """
     from textdistill.students.early_exit import train_early_exit
     from textdistill.transfer.store import TransferSet
@@ -572,26 +636,27 @@ def early_exit(
     typer.echo(f"Saved early-exit model ({model.n_layers} layers, threshold {threshold}) to {out}")
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "textdistill compress models/student-static --onnx \\\n    --out models/student-static-onnx",
+        "textdistill compress models/student-l6 --onnx --int8 \\\n    --out models/student-l6-int8",
+    )
+)
 def compress(
     model_dir: Annotated[Path, typer.Argument(help="A saved static, BiLSTM or transformer model (student or teacher).")],
     out: Annotated[Path, typer.Option(help="Directory to save the compressed model in.")],
     onnx: Annotated[bool, typer.Option("--onnx", help="Export the whole model, head and softmax/sigmoid included, to ONNX (fp32).")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 weights (ONNX Runtime); implies --onnx.")] = False,
     int8_tolerance: Annotated[
-        float, typer.Option(help="With --int8: the largest probability change on the probe texts the int8 copy may make; more is refused.")
+        float, typer.Option(help="With --int8: the largest probability change on the probe texts the int8 copy may make (more: refused).")
     ] = INT8_TOLERANCE,
 ) -> None:
-    """Make a deployable copy of a model: an ONNX graph that predicts without torch, optionally with int8 weights.
+    """Make an ONNX copy of a model, optionally with int8 weights.
 
-    The export is checked against the original on probe texts before it is written:
-    probabilities within 1e-4 for fp32, within --int8-tolerance for int8. The result is an
-    ordinary model directory: `evaluate` measures it, the report puts it beside its source,
-    `serve` serves it.
-
-    Example: `textdistill compress models/student-static --onnx --out models/student-static-onnx`
-
-    Example: `textdistill compress models/student-l6 --onnx --int8 --out models/student-l6-int8`
+    A deployable copy that predicts without torch. The export is checked against the original
+    on probe texts before it is written: probabilities within 1e-4 for fp32, within
+    --int8-tolerance for int8. The result is an ordinary model directory: evaluate measures
+    it, the report puts it beside its source, serve serves it.
     """
     if not (onnx or int8):
         raise TextdistillError("say what to make: --onnx (fp32 ONNX), --int8 (int8 ONNX), or both.")
@@ -611,15 +676,23 @@ def _spec_as_trained(model_dir: Path, **overrides) -> DataSpec:
     return replace(DataSpec.from_dict(manifest.config.get("data", {})), multi_label=manifest.multi_label, **changes)
 
 
-@app.command()
+@app.command(
+    epilog=_examples("textdistill evaluate models/baseline --data test.csv \\\n    --json eval/baseline.json --threads 2"),
+)
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
     data: Annotated[Path, typer.Option(help="Annotated test messages.")],
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the results (JSON).")],
     name: Annotated[str | None, typer.Option(help="Model name in the report (default: the directory name).")] = None,
     threads: Threads = None,
-    cost: Annotated[bool, typer.Option(help="Measure latency, throughput, memory and size (--no-cost: quality only).")] = True,
-    latency_samples: Annotated[int, typer.Option(help="Messages timed one by one for the latency percentiles, drawn evenly from the length quartiles of the data.")] = 200,
+    cost: Annotated[bool, typer.Option(help="Measure latency, throughput, memory and size (--no-cost: quality only).", show_default=False)] = True,
+    latency_samples: Annotated[
+        int, typer.Option(help="Messages timed one by one for the latency percentiles, drawn evenly from the length quartiles of the data.")
+    ] = CostSettings.latency_samples,
+    min_messages: Annotated[
+        int, typer.Option(help="Messages predicted per throughput run, at least (rounded up to whole batches of 256).")
+    ] = CostSettings.min_messages,
+    repeats: Annotated[int, typer.Option(help="Throughput runs; the median is reported.")] = CostSettings.repeats,
     text_column: TextColumns = None,
     id_column: IdColumn = None,
     label_column: Annotated[str | None, typer.Option(help="Single-label column (default: as trained).")] = None,
@@ -640,13 +713,12 @@ def evaluate(
     Quality: accuracy, micro/macro precision, recall, F1, per-label scores with average
     precision, and for two-class models the positive class's (see --positive-label). Cost: ms
     per message at batch 1 (p50, p95), messages/s at batch 256, peak memory of a fresh
-    process, size on disk, parameters.
+    process, size on disk, parameters. --latency-samples, --min-messages and --repeats are the
+    [evaluate] keys latency_samples, min_messages and repeats of a run config.
 
     The data is read with the column settings the model was trained with, unless given here.
-
-    Example: `textdistill evaluate models/baseline --data test.csv --json eval/baseline.json --threads 2`
     """
-    from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
+    from textdistill.evaluate.evaluation import evaluate_model, write_evaluation
 
     set_quiet(quiet)
     spec = _spec_as_trained(
@@ -671,7 +743,7 @@ def evaluate(
         messages,
         name=name,
         skip_bad_rows=skip_bad_rows,
-        cost=CostSettings(measure=cost, threads=threads, latency_samples=latency_samples),
+        cost=CostSettings(measure=cost, threads=threads, latency_samples=latency_samples, min_messages=min_messages, repeats=repeats),
         positive_label=positive_label,
     )
     write_evaluation(result, json_path)
@@ -696,15 +768,15 @@ def evaluate(
     typer.echo(f"Results: {json_path}")
 
 
-@app.command()
+@app.command(epilog=_examples("textdistill report runs/first eval/teacher.json --out report/"))
 def report(
     runs: Annotated[list[Path], typer.Argument(help="Run directories or evaluation JSON files.")],
     out: Annotated[Path, typer.Option(help="Directory for report.md and report.html.")],
     title: Annotated[str, typer.Option(help="Report title.")] = "textdistill report",
 ) -> None:
-    """Build the side-by-side report (Markdown and one self-contained HTML page).
+    """Build the side-by-side report: Markdown and one HTML page.
 
-    Example: `textdistill report runs/first eval/teacher.json --out report/`
+    The HTML page is self-contained (styles and plot inline): send it as one file.
     """
     from textdistill.evaluate.report import build_report, collect_evaluations
 
@@ -716,15 +788,12 @@ def report(
     typer.echo(f"Report: {files.html}\nMarkdown: {files.markdown}")
 
 
-@app.command()
+@app.command(epilog=_examples("textdistill sample --out data/"))
 def sample(
     out: Annotated[Path, typer.Option(help="Directory for train.csv, test.csv and unannotated.csv.")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
-    """Write the built-in sample dataset of customer-service emails.
-
-    Example: `textdistill sample --out data/`
-    """
+    """Write the built-in sample dataset of customer-service emails."""
     from textdistill.data.sample import write_sample_dataset
 
     dataset = write_sample_dataset(out, seed=seed)
@@ -735,7 +804,7 @@ Host = Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every in
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
 
 
-@app.command()
+@app.command(epilog=_examples("textdistill serve models/static --port 8000 --threads 2"))
 def serve(
     model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
     host: Host = "127.0.0.1",
@@ -747,15 +816,15 @@ def serve(
     oversize: Annotated[str, typer.Option(help="A longer text: reject (413) or truncate (cut, flagged truncated in the answer).")] = "reject",
     max_request_mb: Annotated[float, typer.Option(help="Largest request body in MiB (more: 413).")] = 32.0,
     threads: Threads = None,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    access_log: Annotated[bool, typer.Option("--access-log", help="Log every request.")] = False,
 ) -> None:
-    """Serve a model over HTTP: `POST /predict`, `GET /health`, `GET /model`, OpenAPI at `/docs`.
+    """Serve a model over HTTP: POST /predict and more.
 
-    `POST /predict` takes `{"messages": [{"id": 1, "text": "..."}]}` and answers each message's
-    labels (thresholds applied, hierarchy parents included) and their confidences, in order.
-    SIGTERM or Ctrl+C stops it gracefully: requests in flight are answered first.
-
-    Example: `textdistill serve models/static --port 8000 --threads 2`
+    POST /predict takes {"messages": [{"id": 1, "text": "..."}]} and answers each message's
+    labels (thresholds applied, hierarchy parents included) and their confidences, in order;
+    a message without an id gets its position in the request (0, 1, ...). GET /health, GET
+    /model, OpenAPI at /docs. SIGTERM or Ctrl+C stops it gracefully: requests in flight are
+    answered first.
     """
     from textdistill.serve import ServeSettings, require_serve_extra
 
@@ -781,7 +850,13 @@ CpusPerActor = Annotated[float | None, typer.Option(help="Ray: CPUs (and torch t
 GpusPerActor = Annotated[float | None, typer.Option(help="Ray: GPUs per actor (default: 1 when the cluster has GPUs, else 0).")]
 
 
-@app.command()
+@app.command(
+    epilog=_examples(
+        "textdistill predict models/static --data messages.csv --out predictions/",
+        "textdistill predict models/static --data inbox/ \\\n    --data 'archive/2024-*.parquet' --out predictions/",
+        "textdistill predict models/teacher --data /shared/big/ \\\n    --out predictions/ --engine ray --ray-address head:6379",
+    )
+)
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
     data: Annotated[
@@ -808,24 +883,17 @@ def predict(
     long_text: LongTextAsTrained = None,
     quiet: Quiet = False,
 ) -> None:
-    """Predict labels for many messages, in one or more files, into resumable Parquet shards.
+    """Predict labels for many messages into Parquet shards.
 
     Files are read one at a time, in the order given (a directory's files and a pattern's
-    matches sorted by name), and each is cut into shards: `shards/part-FFFFF-CCCCC.parquet` is
+    matches sorted by name), and each is cut into shards: shards/part-FFFFF-CCCCC.parquet is
     chunk C of file F. Each row holds the message's id and text, the predicted label set
-    (`labels`), the model's logits (one per label, in the order of the manifest's `labels`),
-    and the `file` and 1-based data `row` it came from. Without `--id-column`, ids are
-    `stem:row`, prefixed with the file's index (`2/inbox:17`) when there are several files.
-    Interrupted? Run the same command again: finished shards are kept, finished files are not
-    read again; changed input files are refused. With `--engine ray`, Ray tasks read the files
-    and a pool of Ray actors predicts, on this machine or on a cluster (`--ray-address`), GPUs
-    included.
-
-    Example: `textdistill predict models/static --data messages.csv --out predictions/`
-
-    Example: `textdistill predict models/static --data inbox/ --data 'archive/2024-*.parquet' --out predictions/`
-
-    Example: `textdistill predict models/teacher --data /shared/big/ --out predictions/ --engine ray --ray-address head:6379`
+    (labels), the model's logits (one per label, in the order of the manifest's labels), and
+    the file and 1-based data row it came from. Without --id-column, ids are stem:row,
+    prefixed with the file's index (2/inbox:17) when there are several files. Interrupted?
+    Run the same command again: finished shards are kept, finished files are not read again;
+    changed input files are refused. With --engine ray, Ray tasks read the files and a pool
+    of Ray actors predicts, on this machine or on a cluster (--ray-address), GPUs included.
     """
     from textdistill.engines import make_engine
     from textdistill.predict import predict_files

@@ -37,10 +37,10 @@ from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_
 from textdistill.evaluate.report import build_report, collect_evaluations
 from textdistill.models.baseline import BaselineConfig
 from textdistill.models.encoder_config import EncoderConfig
+from textdistill.stages import DEFAULT_STAGES, STAGE_ORDER
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.recipes import train_baseline, train_teacher
 
-STAGE_ORDER = ("load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report")
 _REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "distill": "label", "evaluate": "load"}
 
 console = stderr_console()
@@ -132,7 +132,7 @@ class RunConfig:
             raise ValueError("[data] needs `train` and `test` files")
         files = {key: base / data.pop(key) for key in ("train", "test", "unannotated", "validation") if key in data}
         fraction = data.pop("validation_fraction", 0.1)
-        stages = tuple(run.get("stages", ("load", "split", "baseline", "evaluate", "report")))
+        stages = tuple(run.get("stages", DEFAULT_STAGES))
         teacher = raw.get("teacher", {})
         teacher_training = {k: teacher.pop(k) for k in list(teacher) if k in TrainingArguments.__dataclass_fields__}
         _check_stages(stages)
@@ -244,6 +244,7 @@ class RunState:
     unannotated: MessageSet | None = None
     validation: MessageSet | None = None
     report_html: Path | None = None
+    evaluations: list[dict] | None = None  # what the report was built from (stage "report")
 
 
 class Pipeline:
@@ -413,8 +414,8 @@ class Pipeline:
     def stage_report(self) -> None:
         evaluations = collect_evaluations([self.state.run_dir])
         files = build_report(evaluations, self.state.run_dir / "report", title=self.config.report_title)
-        self.state.report_html = files.html
-        console.print(f"report: {files.html}")
+        # the path and the results table are the command's last words (textdistill run / demo), printed once
+        self.state.report_html, self.state.evaluations = files.html, evaluations
 
 
 def _strict(cls, values: dict[str, Any]):

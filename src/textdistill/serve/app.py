@@ -146,7 +146,9 @@ def _checked_texts(messages: Sequence[Message], settings: ServeSettings) -> tupl
     for i, message in enumerate(messages):
         key = (isinstance(message.id, str), message.id)  # 7 and "7" are different ids
         if key in first_index:
-            duplicates.append(ErrorDetail(location=f"messages[{i}].id", problem=f"duplicate id {message.id!r}: messages[{first_index[key]}] has it too"))
+            first = first_index[key]
+            why = " (sent without an id, it has its position as id)" if messages[first].id_is_position else ""
+            duplicates.append(ErrorDetail(location=f"messages[{i}].id", problem=f"duplicate id {message.id!r}: messages[{first}] has it too{why}"))
         first_index.setdefault(key, i)
     if duplicates:
         raise ApiError(422, "duplicate_ids", f"ids must be unique within a request: {summarise(duplicates)}.", duplicates)

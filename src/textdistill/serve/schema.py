@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictStr, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 NOT_UNICODE = "must be valid Unicode (it holds an unpaired surrogate)"
 
@@ -14,14 +15,28 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str | int = Field(description="Your id for the message, echoed back; unique within a request.", examples=["msg-1"])
+    # None only until PredictRequest gives a message sent without an id its position; null is
+    # refused like any other non-id, so the schema leaves it out (and the default with it).
+    id: str | int | SkipJsonSchema[None] = Field(
+        default=None,
+        description="Your id for the message, echoed back; unique within a request. Optional: "
+        "a message without one gets its position in the request (0 for the first) as its id.",
+        examples=["msg-1"],
+        json_schema_extra=lambda schema: schema.pop("default", None),
+    )
     text: StrictStr = Field(min_length=1, description="The message text.", examples=["Where is my parcel? It was due on Monday."])
+    _id_is_position: bool = PrivateAttr(default=False)
+
+    @property
+    def id_is_position(self) -> bool:
+        """Whether the message came without an id and has its position in the request as id."""
+        return self._id_is_position
 
     @field_validator("id", mode="before")
     @classmethod
     def _string_or_integer(cls, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ValueError("must be a string or an integer")  # noqa: TRY004  (pydantic reports ValueError, not TypeError)
+            raise ValueError("must be a string or an integer, or left out")  # noqa: TRY004  (pydantic reports ValueError, not TypeError)
         return value
 
     @field_validator("id")
@@ -50,11 +65,18 @@ class PredictRequest(BaseModel):
 
     messages: list[Message] = Field(min_length=1, description="At least one message; the service's limit is in GET /model.")
 
+    @model_validator(mode="after")
+    def _positions_as_missing_ids(self) -> PredictRequest:
+        for position, message in enumerate(self.messages):
+            if message.id is None:
+                message.id, message._id_is_position = position, True
+        return self
+
 
 class MessagePrediction(BaseModel):
     """The model's answer for one message."""
 
-    id: str | int = Field(description="The message's id, as sent.")
+    id: str | int = Field(description="The message's id, as sent; without one, its position in the request.")
     labels: list[str] = Field(
         description="Predicted labels, thresholds applied; hierarchical labels come with their parents (`Billing`, `Billing > Refund`)."
     )

@@ -21,7 +21,9 @@ h3 { font-size: 1.05em; }
 .lead { color: #59636e; margin-top: 0; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.6em 0; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 10px; border-bottom: 1px solid #e1e4e8; text-align: left; vertical-align: top; }
+th, td { padding: 4px 8px; border-bottom: 1px solid #e1e4e8; text-align: left; vertical-align: top; }
+#summary { font-size: 14px; }
+#summary td:first-child { white-space: nowrap; }
 th { background: #f6f8fa; font-weight: 600; }
 th.num, td.num { text-align: right; }
 td.num { white-space: nowrap; }
