@@ -26,9 +26,10 @@ TEXTS = [t for texts in INTENTS.values() for t in texts] * 4
 LABELS = [(label,) for label, texts in INTENTS.items() for _ in texts] * 4
 
 
-def make(tiny_encoder_dir, method="full", epochs=3, **training):
+def make(tiny_encoder_dir, method="full", epochs=3, long_messages="windows", **training):
     args = TrainingArguments(epochs=epochs, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2, **training)
-    return TransformerClassifier(EncoderConfig(model=str(tiny_encoder_dir), method=method, max_length=16), training=args)
+    config = EncoderConfig(model=str(tiny_encoder_dir), method=method, max_length=16, long_messages=long_messages)
+    return TransformerClassifier(config, training=args)
 
 
 def test_head_tail_truncation_keeps_both_ends():
@@ -39,14 +40,15 @@ def test_head_tail_truncation_keeps_both_ends():
 def test_batched_length_sorted_prediction_equals_one_by_one(tiny_encoder_dir):
     model = make(tiny_encoder_dir, epochs=0, linear_probe=False)
     model.fit(TEXTS, LABELS, multi_label=False)
-    texts = ["refund", "where is my parcel it was due on monday and still has not arrived", "cannot log in"]
+    texts = ["refund", "where is my parcel it was due on monday and still has not arrived " * 3, "cannot log in"]
+    assert len(model.token_ids(texts[1:2])[0]) > 16  # the long one needs several windows
     together = model.decision_function(texts)
     alone = np.concatenate([model.decision_function([t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-def test_long_messages_are_cut_to_max_length(tiny_encoder_dir):
-    model = make(tiny_encoder_dir, epochs=0, linear_probe=False)
+def test_head_tail_cuts_long_messages_to_max_length(tiny_encoder_dir):
+    model = make(tiny_encoder_dir, epochs=0, linear_probe=False, long_messages="head_tail")
     model.fit(TEXTS, LABELS, multi_label=False)
     ids = model.token_ids(["hello " * 50 + "refund"])[0]
     assert len(ids) == 16
