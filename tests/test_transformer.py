@@ -150,7 +150,8 @@ def test_teach_command_end_to_end(tiny_encoder_dir, tmp_path):
     data.write_text("text,label\n" + "".join(f"{t},{l[0]}\n" for t, l in zip(TEXTS * 2, LABELS * 2)), encoding="utf-8")
     out = tmp_path / "teacher"
     command = [sys.executable, "-m", "textdistill", "teach", "--train", data, "--model", tiny_encoder_dir, "--method", "bitfit",
-               "--epochs", "1", "--batch-size", "8", "--max-length", "16", "--out", out, "--quiet"]
+               "--epochs", "1", "--batch-size", "8", "--max-length", "16", "--long-messages", "windows", "--stride", "7",
+               "--max-windows", "3", "--window-pooling", "mean_max", "--out", out, "--quiet"]
     result = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Saved teacher (bitfit" in result.stdout and "TF-IDF baseline" in result.stderr
@@ -158,11 +159,17 @@ def test_teach_command_end_to_end(tiny_encoder_dir, tmp_path):
     assert f"{trained['trainable_params']:,} of {trained['total_params']:,} parameters trained" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["metrics"]["validation"]["metric"] == "accuracy"
+    reading = {"long_messages": "windows", "max_length": 16, "stride": 7, "max_windows": 3, "window_pooling": "mean_max"}
+    assert {key: manifest["config"]["encoder"][key] for key in reading} == reading
     assert not (out / "checkpoint").exists()
     evaluated = subprocess.run([sys.executable, "-m", "textdistill", "evaluate", str(out), "--data", str(data), "--json", str(tmp_path / "e.json"), "--no-cost", "--quiet"],
                                capture_output=True, text=True, timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads((tmp_path / "e.json").read_text())["kind"] == "transformer"
+    evaluation = json.loads((tmp_path / "e.json").read_text())
+    assert evaluation["kind"] == "transformer" and evaluation["long_messages"] == reading
+    refused = subprocess.run([str(c) for c in command[:-1]] + ["--window-pooling", "median", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "window_pooling is 'median'; choose one of: mean, max, mean_max" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_label_command_writes_a_resumable_transfer_set(tiny_encoder_dir, tmp_path):

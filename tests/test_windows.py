@@ -276,3 +276,16 @@ def test_early_exit_pools_windows_and_drops_all_of_a_message_that_leaves(tiny_en
     alone = [model.predict_with_exits([t], threshold) for t in texts]
     np.testing.assert_allclose(logits, np.concatenate([a[0] for a in alone]), atol=1e-5)
     np.testing.assert_array_equal(exits, np.concatenate([a[1] for a in alone]))
+
+
+def test_the_pipeline_teacher_takes_the_window_settings(tmp_path):
+    from textdistill.pipeline import RunConfig
+
+    data = {"train": "train.csv", "test": "test.csv"}
+    settings = {"long_messages": "windows", "stride": 50, "max_windows": 4, "window_pooling": "max"}
+    teacher = RunConfig.from_dict({"data": data, "teacher": dict(settings)}).teacher
+    assert {key: getattr(teacher, key) for key in settings} == settings
+    path = tmp_path / "run.toml"
+    path.write_text('[data]\ntrain = "train.csv"\ntest = "test.csv"\n[teacher]\nmax_windows = 1\n', encoding="utf-8")
+    with pytest.raises(TextdistillError, match="run.toml: max_windows is 1"):
+        RunConfig.from_toml(path)
