@@ -19,7 +19,7 @@ from textdistill.models.base import MANIFEST_FILE
 from textdistill.models.encoder_config import EncoderConfig
 from textdistill.models.manifest import Manifest
 from textdistill.models.transformer import TransformerClassifier
-from textdistill.students.tokens import head_tail_ids, split_windows, window_starts
+from textdistill.students.tokens import head_tail_ids, split_windows, window_rows, window_starts
 from textdistill.students.transformer import student_config
 from textdistill.training.arguments import TrainingArguments
 
@@ -63,6 +63,10 @@ def test_beyond_max_windows_the_first_windows_and_the_last_are_kept():
     for n in (15, 40, 500):
         read = {i for start in window_starts(n, 14, 10, max_windows=2) for i in range(start, start + 14)}
         assert set(head_tail_ids(list(range(n)), 14, 0.25)) <= read
+
+
+def test_window_rows_say_where_each_messages_windows_are():
+    np.testing.assert_array_equal(window_rows([1, 3, 2]), [[0, -1, -1], [1, 2, 3], [4, 5, -1]])
 
 
 def test_a_stride_that_would_skip_text_is_refused(tiny_encoder_dir):
@@ -192,7 +196,7 @@ def test_a_manifest_saved_before_windows_existed_loads_as_head_tail(tiny_encoder
     np.testing.assert_allclose(old.decision_function(LONG), model.decision_function(LONG), atol=1e-6)
 
 
-def test_a_transformer_student_reads_long_messages_as_its_teacher(tiny_encoder_dir):
+def test_a_transformer_student_reads_long_messages_as_its_teacher():
     teacher = {"model": "t", "max_length": 64, "long_messages": "windows", "stride": 40, "max_windows": 8, "window_pooling": "max"}
     student = student_config(teacher, {}, "s")
     assert student.model == "s" and student.method == "full"

@@ -32,6 +32,7 @@ from textdistill.students.tokens import (
     head_tail_ids,
     load_vocabulary,
     split_windows,
+    window_rows,
 )
 
 
@@ -118,11 +119,11 @@ class SubwordSequence(Featurizer):
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         """Per message, its ids with special tokens; windows joined end to end, as the
         transformer's own ``token_ids`` gives them."""
-        frame = self.vocabulary.with_special_tokens
+        encoded = self.vocabulary.encode(texts)
         if self.windows:
             prefix, suffix = self.vocabulary.special_tokens
-            return [framed_windows(ids, prefix, suffix, self._budget, self.stride, self.max_windows) for ids in self.vocabulary.encode(texts)]
-        return [frame(head_tail_ids(ids, self._budget, self.head_fraction)) for ids in self.vocabulary.encode(texts)]
+            return [framed_windows(ids, prefix, suffix, self._budget, self.stride, self.max_windows) for ids in encoded]
+        return [self.vocabulary.with_special_tokens(head_tail_ids(ids, self._budget, self.head_fraction)) for ids in encoded]
 
     def pad(self, ids: Sequence[list[int]]) -> dict[str, np.ndarray]:
         messages = [split_windows(seq, self.max_length) if self.windows else [seq] for seq in ids]
@@ -135,12 +136,7 @@ class SubwordSequence(Featurizer):
             mask[row, : len(seq)] = 1
         inputs = {"input_ids": input_ids, "attention_mask": mask}
         if self.windows:
-            index = np.full((len(messages), max(len(windows) for windows in messages)), -1, dtype=np.int64)
-            first = 0
-            for message, windows in enumerate(messages):
-                index[message, : len(windows)] = np.arange(first, first + len(windows))
-                first += len(windows)
-            inputs["windows"] = index
+            inputs["windows"] = window_rows([len(windows) for windows in messages])
         return inputs
 
     def settings(self) -> dict[str, Any]:

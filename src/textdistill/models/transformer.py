@@ -33,7 +33,7 @@ from textdistill.models.encoder_config import EncoderConfig
 from textdistill.models.manifest import Manifest
 from textdistill.models.resolve import resolve_model
 from textdistill.persistence import check_shapes, load_model_arrays
-from textdistill.students.tokens import default_stride, framed_windows, head_tail_ids, split_windows
+from textdistill.students.tokens import default_stride, framed_windows, head_tail_ids, split_windows, window_rows
 from textdistill.training.arguments import TrainingArguments
 from textdistill.tuning import TuningMethod, count_parameters, parse_method, prepare_encoder
 from textdistill.tuning.adapters import adapter_state_dict, load_adapter_state_dict
@@ -249,12 +249,7 @@ class TransformerClassifier(TextClassifier):
             attention_mask[row, : len(seq)] = 1
         batch = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
         if self.config.windows:
-            index = torch.full((len(messages), max(len(windows) for windows in messages)), -1, dtype=torch.long)
-            first = 0
-            for message, windows in enumerate(messages):
-                index[message, : len(windows)] = torch.arange(first, first + len(windows))
-                first += len(windows)
-            batch["windows"] = index.to(self.device)
+            batch["windows"] = torch.from_numpy(window_rows([len(windows) for windows in messages])).to(self.device)
         return batch
 
     def encode_batch(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:

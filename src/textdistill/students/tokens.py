@@ -107,6 +107,15 @@ def framed_windows(ids: list[int], prefix: Sequence[int], suffix: Sequence[int],
     return [i for window in windows_ids(ids, budget, stride, max_windows) for i in (*prefix, *window, *suffix)]
 
 
+def window_rows(counts: Sequence[int]) -> np.ndarray:
+    """(messages, most windows) int64: where each message's windows are when the windows of
+    messages of ``counts`` windows are stacked in order, -1 past a message's last."""
+    counts = np.asarray(counts, dtype=np.int64)
+    columns = np.arange(int(counts.max(initial=0)), dtype=np.int64)
+    first = np.cumsum(counts) - counts
+    return np.where(columns < counts[:, None], first[:, None] + columns, -1)
+
+
 def split_windows(ids: Sequence[int], max_length: int) -> list[Sequence[int]]:
     """The windows of a message whose windows (each framed by special tokens) were joined end to
     end: a message of several windows has every one ``max_length`` long, so cutting every
