@@ -26,9 +26,10 @@ TEXTS = [t for texts in INTENTS.values() for t in texts] * 4
 LABELS = [(label,) for label, texts in INTENTS.items() for _ in texts] * 4
 
 
-def make(tiny_encoder_dir, method="full", epochs=3, **training):
+def make(tiny_encoder_dir, method="full", epochs=3, long_messages="windows", **training):
     args = TrainingArguments(epochs=epochs, batch_size=8, learning_rate=1e-3, head_learning_rate=1e-2, **training)
-    return TransformerClassifier(EncoderConfig(model=str(tiny_encoder_dir), method=method, max_length=16), training=args)
+    config = EncoderConfig(model=str(tiny_encoder_dir), method=method, max_length=16, long_messages=long_messages)
+    return TransformerClassifier(config, training=args)
 
 
 def test_head_tail_truncation_keeps_both_ends():
@@ -39,14 +40,15 @@ def test_head_tail_truncation_keeps_both_ends():
 def test_batched_length_sorted_prediction_equals_one_by_one(tiny_encoder_dir):
     model = make(tiny_encoder_dir, epochs=0, linear_probe=False)
     model.fit(TEXTS, LABELS, multi_label=False)
-    texts = ["refund", "where is my parcel it was due on monday and still has not arrived", "cannot log in"]
+    texts = ["refund", "where is my parcel it was due on monday and still has not arrived " * 3, "cannot log in"]
+    assert len(model.token_ids(texts[1:2])[0]) > 16  # the long one needs several windows
     together = model.decision_function(texts)
     alone = np.concatenate([model.decision_function([t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
 
 
-def test_long_messages_are_cut_to_max_length(tiny_encoder_dir):
-    model = make(tiny_encoder_dir, epochs=0, linear_probe=False)
+def test_head_tail_cuts_long_messages_to_max_length(tiny_encoder_dir):
+    model = make(tiny_encoder_dir, epochs=0, linear_probe=False, long_messages="head_tail")
     model.fit(TEXTS, LABELS, multi_label=False)
     ids = model.token_ids(["hello " * 50 + "refund"])[0]
     assert len(ids) == 16
@@ -148,7 +150,8 @@ def test_teach_command_end_to_end(tiny_encoder_dir, tmp_path):
     data.write_text("text,label\n" + "".join(f"{t},{l[0]}\n" for t, l in zip(TEXTS * 2, LABELS * 2)), encoding="utf-8")
     out = tmp_path / "teacher"
     command = [sys.executable, "-m", "textdistill", "teach", "--train", data, "--model", tiny_encoder_dir, "--method", "bitfit",
-               "--epochs", "1", "--batch-size", "8", "--max-length", "16", "--out", out, "--quiet"]
+               "--epochs", "1", "--batch-size", "8", "--max-length", "16", "--long-messages", "windows", "--stride", "7",
+               "--max-windows", "3", "--window-pooling", "mean_max", "--out", out, "--quiet"]
     result = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "Saved teacher (bitfit" in result.stdout and "TF-IDF baseline" in result.stderr
@@ -156,11 +159,17 @@ def test_teach_command_end_to_end(tiny_encoder_dir, tmp_path):
     assert f"{trained['trainable_params']:,} of {trained['total_params']:,} parameters trained" in result.stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["metrics"]["validation"]["metric"] == "accuracy"
+    reading = {"long_messages": "windows", "max_length": 16, "stride": 7, "max_windows": 3, "window_pooling": "mean_max"}
+    assert {key: manifest["config"]["encoder"][key] for key in reading} == reading
     assert not (out / "checkpoint").exists()
     evaluated = subprocess.run([sys.executable, "-m", "textdistill", "evaluate", str(out), "--data", str(data), "--json", str(tmp_path / "e.json"), "--no-cost", "--quiet"],
                                capture_output=True, text=True, timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads((tmp_path / "e.json").read_text())["kind"] == "transformer"
+    evaluation = json.loads((tmp_path / "e.json").read_text())
+    assert evaluation["kind"] == "transformer" and evaluation["long_messages"] == reading
+    refused = subprocess.run([str(c) for c in command[:-1]] + ["--window-pooling", "median", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "window_pooling is 'median'; choose one of: mean, max, mean_max" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_label_command_writes_a_resumable_transfer_set(tiny_encoder_dir, tmp_path):

@@ -329,7 +329,11 @@ def teach(
     batch_size: Annotated[int, typer.Option(help="Messages per training step.")] = 32,
     lr: Annotated[float, typer.Option(help="Learning rate of the encoder.")] = 5e-5,
     head_lr: Annotated[float, typer.Option(help="Learning rate of the classification head.")] = 2e-3,
-    max_length: Annotated[int, typer.Option(help="Tokens per message; longer ones keep their head and tail.")] = 128,
+    max_length: Annotated[int, typer.Option(help="Tokens per window (per message with --long-messages head_tail).")] = 128,
+    long_messages: Annotated[str, typer.Option(help="A message over --max-length tokens: windows (read all of it) or head_tail (cut).")] = "windows",
+    stride: Annotated[int | None, typer.Option(help="Text tokens between window starts (default: 3/4 of a window).", show_default=False)] = None,
+    max_windows: Annotated[int, typer.Option(help="Most windows per message; beyond, the first ones and the last.")] = 16,
+    window_pooling: Annotated[str, typer.Option(help="How windows combine: mean, max or mean_max.")] = "mean",
     seed: Annotated[int, typer.Option(help="Seed of the split, the initialisation and the batch order.")] = 0,
     threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global or per_label.")] = "global",
     patience: Annotated[int, typer.Option(help="Epochs without a better validation score before stopping.")] = 2,
@@ -366,6 +370,9 @@ def teach(
     set_quiet(quiet)
     try:
         parse_method(method)
+        config = EncoderConfig(
+            model=model, method=method, max_length=max_length, long_messages=long_messages, stride=stride, max_windows=max_windows, window_pooling=window_pooling
+        )
     except ValueError as exc:
         raise TextdistillError(str(exc)) from None
     spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding, fold_case, max_text_chars, long_text)
@@ -373,7 +380,7 @@ def teach(
     arguments = TrainingArguments(
         epochs=epochs, batch_size=batch_size, learning_rate=lr, head_learning_rate=head_lr, seed=seed, early_stopping_patience=patience
     )
-    teacher = TransformerClassifier(EncoderConfig(model=model, method=method, max_length=max_length), training=arguments)
+    teacher = TransformerClassifier(config, training=arguments)
     train_teacher(teacher, messages, held_out, out, spec=spec, threshold_mode=threshold_mode)
     _write_skipped(out, messages, held_out)
     # From the manifest: saving merges LoRA into the encoder, after which nothing counts as trained.

@@ -5,7 +5,10 @@ reproduces its tokenization without torch (:mod:`textdistill.compress.features`)
 adds the softmax (or, for multi-label models, the per-label sigmoid), so it outputs
 ``logits`` and ``probabilities``. Batch size and sequence length are dynamic.
 
-- ``transformer``: the encoder, mean pooling and head as trained (adapters and all);
+- ``transformer``: the encoder, mean pooling and head as trained (adapters and all); a model that
+  reads long messages in windows takes a third input, ``windows`` (messages, most windows): the
+  rows of ``input_ids`` that are each message's windows, -1 past its last, which the graph's
+  Gather and masked reductions pool per message as the torch model does;
 - ``bilstm``: the packed LSTM becomes ONNX's LSTM with per-row sequence lengths;
 - ``static``: a gather of the (head-folded) vector table, a masked mean, then the head.
 
@@ -28,7 +31,8 @@ from textdistill.models.base import TextClassifier
 from textdistill.students.tokens import SubwordVocabulary
 
 OPSET = 17
-# Sample texts for tracing and for the parity check after export: short, long, empty, odd.
+# Sample texts for tracing and for the parity check after export: short, long, empty, odd, and
+# one long enough for several windows even of 512 tokens (an email thread of about 900 words).
 PROBE_TEXTS = (
     "Where is my parcel? It was due on Monday.",
     "refund",
@@ -36,6 +40,8 @@ PROBE_TEXTS = (
     "I was charged twice for the same order and nobody answers my emails. " * 6,
     "Passwort vergessen \u2013 bitte zur\u00fccksetzen \u2603",
     "cancel my subscription please",
+    "Following up on the thread below. "
+    + " ".join(f"On day {day} I wrote: where is my parcel? It was due on Monday, I was charged twice and nobody answers." for day in range(50)),
 )
 
 
@@ -47,8 +53,8 @@ class WithProbabilities(nn.Module):
         self.network = network
         self.multi_label = multi_label
 
-    def forward(self, ids: torch.Tensor, second: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.network(ids, second)
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.network(*inputs)
         return logits, torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
 
 
@@ -78,11 +84,15 @@ def _transformer(model) -> tuple[nn.Module, Featurizer]:
 
     # A copy of the tokenizer: the featurizer turns its truncation and padding off.
     backend = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+    config = model.config
     featurizer = SubwordSequence(
         SubwordVocabulary(backend),
-        max_length=model.config.max_length,
-        head_fraction=model.config.head_fraction,
+        max_length=config.max_length,
+        head_fraction=config.head_fraction,
         pad_id=int(model.tokenizer.pad_token_id),
+        long_messages=config.long_messages,
+        stride=config.stride,
+        max_windows=config.max_windows,
     )
     return model.network, featurizer
 
@@ -103,6 +113,17 @@ _REFUSED = {
 }
 
 
+def _input_axes(names: tuple[str, ...]) -> dict[str, dict[int, str]]:
+    """The dynamic dimensions of each input: rows are messages, or windows when a third input
+    maps windows to messages."""
+    rows = "windows" if "windows" in names else "batch"
+    axes = {names[0]: {0: rows, 1: "tokens"}}
+    axes[names[1]] = {0: "batch"} if names[1] == "lengths" else {0: rows, 1: "tokens"}
+    if "windows" in names:
+        axes["windows"] = {0: "batch", 1: "windows_per_message"}
+    return axes
+
+
 def exportable(kind: str) -> bool:
     return kind in EXPORTERS
 
@@ -117,20 +138,19 @@ def export_graph(model: TextClassifier, path: Path) -> Featurizer:
     device = next(network.parameters()).device
     training = network.training
     network.to("cpu").eval()
-    sample = featurizer.pad(featurizer.token_ids(PROBE_TEXTS[:2]))
-    first, second = featurizer.input_names
-    axes = {first: {0: "batch", 1: "tokens"}, second: {0: "batch"} if second == "lengths" else {0: "batch", 1: "tokens"}}
+    names = featurizer.input_names
+    sample = featurizer.pad(featurizer.token_ids([PROBE_TEXTS[0], PROBE_TEXTS[-1]]))
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the exporter's deprecation and LSTM batch-size notes
             torch.onnx.export(
                 wrapper,
-                (torch.from_numpy(sample[first]), torch.from_numpy(sample[second])),
+                tuple(torch.from_numpy(sample[name]) for name in names),
                 str(path),
                 dynamo=False,
-                input_names=[first, second],
+                input_names=list(names),
                 output_names=["logits", "probabilities"],
-                dynamic_axes={**axes, "logits": {0: "batch"}, "probabilities": {0: "batch"}},
+                dynamic_axes={**_input_axes(names), "logits": {0: "batch"}, "probabilities": {0: "batch"}},
                 opset_version=OPSET,
                 do_constant_folding=True,
             )

@@ -5,8 +5,8 @@ padding) happens here, in numpy and ``tokenizers``, exactly as the model it was 
 did it. Each kind of model reads text one way:
 
 - :class:`SubwordSequence` (transformer students and teachers): the encoder's tokenizer, long
-  messages cut to head and tail, special tokens, padding with the tokenizer's pad id and an
-  attention mask;
+  messages cut to head and tail or read in windows, special tokens, padding with the tokenizer's
+  pad id and an attention mask (and, for windows, which rows are each message's windows);
 - :class:`TokenSequence` (BiLSTM): vocabulary ids in order, at most ``max_tokens``, and each
   message's length (an empty message reads as one padding id);
 - :class:`TokenBag` (static): token and hashed word-bigram ids, and each message's count.
@@ -24,14 +24,23 @@ from typing import Any, ClassVar
 import numpy as np
 
 from textdistill.errors import TextdistillError
-from textdistill.students.tokens import SubwordVocabulary, TokenFeatures, Vocabulary, head_tail_ids, load_vocabulary
+from textdistill.students.tokens import (
+    SubwordVocabulary,
+    TokenFeatures,
+    Vocabulary,
+    framed_windows,
+    head_tail_ids,
+    load_vocabulary,
+    split_windows,
+    window_rows,
+)
 
 
 class Featurizer(ABC):
     """Turns texts into the named int64 arrays a graph takes."""
 
     kind: ClassVar[str]
-    input_names: ClassVar[tuple[str, str]]
+    input_names: tuple[str, ...]  # the graph's inputs, in order
 
     @abstractmethod
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
@@ -69,37 +78,72 @@ def _ids_and_lengths(ids: Sequence[list[int]], names: tuple[str, str]) -> dict[s
 
 
 class SubwordSequence(Featurizer):
-    """A transformer's input: ``[CLS] head … tail [SEP]``, padded, with an attention mask."""
+    """A transformer's input: ``[CLS] head … tail [SEP]`` or, with ``long_messages="windows"``,
+    ``[CLS] window [SEP]`` rows, padded, with an attention mask; windows add ``windows``
+    (messages, most windows): the rows of each message's windows, -1 past its last."""
 
     kind = "subword_sequence"
-    input_names = ("input_ids", "attention_mask")
 
-    def __init__(self, vocabulary: SubwordVocabulary, *, max_length: int, head_fraction: float, pad_id: int) -> None:
+    def __init__(
+        self,
+        vocabulary: SubwordVocabulary,
+        *,
+        max_length: int,
+        head_fraction: float,
+        pad_id: int,
+        long_messages: str = "head_tail",
+        stride: int | None = None,
+        max_windows: int | None = None,
+    ) -> None:
         self.vocabulary = vocabulary
         self.max_length = max_length
         self.head_fraction = head_fraction
         self.pad_id = pad_id
+        self.long_messages = long_messages
+        self.stride = stride
+        self.max_windows = max_windows
         self._budget = max_length - len(vocabulary.with_special_tokens([]))
         if self._budget < 1:
             raise TextdistillError(f"max_length {max_length} leaves no room for text between the special tokens.")
+        if long_messages == "windows" and (stride is None or max_windows is None):
+            raise TextdistillError("windowed inputs need their stride and max_windows: the export's settings are incomplete.")
+
+    @property
+    def windows(self) -> bool:
+        return self.long_messages == "windows"
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("input_ids", "attention_mask", "windows") if self.windows else ("input_ids", "attention_mask")
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        return [
-            self.vocabulary.with_special_tokens(head_tail_ids(ids, self._budget, self.head_fraction))
-            for ids in self.vocabulary.encode(texts)
-        ]
+        """Per message, its ids with special tokens; windows joined end to end, as the
+        transformer's own ``token_ids`` gives them."""
+        encoded = self.vocabulary.encode(texts)
+        if self.windows:
+            prefix, suffix = self.vocabulary.special_tokens
+            return [framed_windows(ids, prefix, suffix, self._budget, self.stride, self.max_windows) for ids in encoded]
+        return [self.vocabulary.with_special_tokens(head_tail_ids(ids, self._budget, self.head_fraction)) for ids in encoded]
 
     def pad(self, ids: Sequence[list[int]]) -> dict[str, np.ndarray]:
-        longest = max(len(i) for i in ids)
-        input_ids = np.full((len(ids), longest), self.pad_id, dtype=np.int64)
-        mask = np.zeros((len(ids), longest), dtype=np.int64)
-        for row, seq in enumerate(ids):
+        messages = [split_windows(seq, self.max_length) if self.windows else [seq] for seq in ids]
+        rows = [window for windows in messages for window in windows]
+        longest = max(len(row) for row in rows)
+        input_ids = np.full((len(rows), longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), longest), dtype=np.int64)
+        for row, seq in enumerate(rows):
             input_ids[row, : len(seq)] = seq
             mask[row, : len(seq)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask}
+        inputs = {"input_ids": input_ids, "attention_mask": mask}
+        if self.windows:
+            inputs["windows"] = window_rows([len(windows) for windows in messages])
+        return inputs
 
     def settings(self) -> dict[str, Any]:
-        return {"max_length": self.max_length, "head_fraction": self.head_fraction, "pad_id": self.pad_id}
+        settings = {"max_length": self.max_length, "head_fraction": self.head_fraction, "pad_id": self.pad_id}
+        if self.windows:
+            settings.update(long_messages=self.long_messages, stride=self.stride, max_windows=self.max_windows)
+        return settings
 
     def save(self, directory: Path) -> None:
         self.vocabulary.save(directory)
@@ -108,7 +152,16 @@ class SubwordSequence(Featurizer):
     def from_saved(cls, vocabulary: Vocabulary, settings: dict[str, Any]) -> SubwordSequence:
         if not isinstance(vocabulary, SubwordVocabulary):
             raise TextdistillError(f"a transformer's inputs need its subword tokenizer, not a {vocabulary.kind} vocabulary.")
-        return cls(vocabulary, max_length=settings["max_length"], head_fraction=settings["head_fraction"], pad_id=settings["pad_id"])
+        # Exports made before windows existed record no long_messages: they cut to head and tail.
+        return cls(
+            vocabulary,
+            max_length=settings["max_length"],
+            head_fraction=settings["head_fraction"],
+            pad_id=settings["pad_id"],
+            long_messages=settings.get("long_messages", "head_tail"),
+            stride=settings.get("stride"),
+            max_windows=settings.get("max_windows"),
+        )
 
 
 class TokenSequence(Featurizer):

@@ -150,16 +150,15 @@ def make_student(spec: StudentSpec, teacher_dir: str | Path, work_dir: str | Pat
         settings.setdefault("init_from", str(teacher_dir))
         training = _training(BiLSTMStudent.default_training(), spec.training)
         return BiLSTMStudent(BiLSTMConfig.from_dict(settings), training=training)
-    from textdistill.models.encoder_config import EncoderConfig
     from textdistill.models.transformer import TransformerClassifier
-    from textdistill.students.transformer import TEACHER_LAYERS, teacher_layer_encoder
+    from textdistill.students.transformer import TEACHER_LAYERS, student_config, teacher_layer_encoder
 
     teacher_config = Manifest.read(Path(teacher_dir) / MANIFEST_FILE).config.get("encoder", {})
     encoder = settings.pop("encoder", TEACHER_LAYERS)
     layers = settings.pop("layers", None)
     if encoder == TEACHER_LAYERS:
         encoder = str(teacher_layer_encoder(teacher_dir, Path(work_dir) / "init-encoder", layers))
-    config = EncoderConfig.from_dict({"max_length": teacher_config.get("max_length", 128), **settings, "model": encoder, "method": "full"})
+    config = student_config(teacher_config, settings, encoder)
     defaults = TrainingArguments(epochs=4, min_steps=3000, learning_rate=1e-4, head_learning_rate=1e-3, early_stopping_patience=2)
     return TransformerClassifier(config, training=_training(defaults, spec.training))
 

@@ -5,7 +5,9 @@ registered loss terms.
 Logit-level losses (``kd``, ``logit_mse``, ``ce``) need only the cached transfer-set logits. Losses
 on intermediate states (``cosine``, ``pkd``, ``tinybert_*``) also need a live teacher: it runs on
 each batch without gradients, and both networks' states are read with forward hooks on the stock
-modules (:class:`HiddenStateRecorder`), so student and teacher must share the tokenizer.
+modules (:class:`HiddenStateRecorder`), so student and teacher must share the tokenizer. The
+teacher reads the student's batch: when the student reads long messages in windows, both
+networks' states are those of the same windows, compared window by window.
 """
 
 from __future__ import annotations

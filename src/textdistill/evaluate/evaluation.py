@@ -14,6 +14,7 @@ from textdistill.errors import DataError
 from textdistill.evaluate.cost import machine_info, measure_cost
 from textdistill.evaluate.metrics import choose_positive_label, quality_metrics
 from textdistill.models.base import TextClassifier, load_model
+from textdistill.models.encoder_config import EncoderConfig
 from textdistill.models.manifest import data_fingerprint, package_versions
 from textdistill.progress import track
 
@@ -112,6 +113,7 @@ def evaluate_model(
         "train_messages": (model.manifest.training_data or {}).get("n_messages"),
         "multi_label": space.multi_label,
         "hierarchical": space.hierarchical,
+        "long_messages": long_message_reading(model.manifest.config),
         **quality_metrics(space, messages.labels, predicted, proba, positive_label),
         "per_message": per_message_counts(space, messages.labels, predicted, positive),
         "thresholds": _thresholds(model),
@@ -165,6 +167,13 @@ def model_role(kind: str, config: dict) -> dict:
         encoder = config.get("encoder") or {}
         return {"role": "teacher", "description": f"{encoder.get('model', 'transformer')}, {config.get('method') or encoder.get('method')} fine-tuning"}
     return {"role": "model", "description": kind}
+
+
+def long_message_reading(config: dict) -> dict | None:
+    """How a transformer (or its ONNX copy, or early exit on one) reads a message longer than
+    its max_length tokens, from its manifest; None for models without an encoder."""
+    encoder = config.get("encoder") or (config.get("source") or {}).get("encoder")
+    return EncoderConfig.from_saved(encoder).long_message_settings() if isinstance(encoder, dict) else None
 
 
 def headline_metric(multi_label: bool, positive_label: str | None) -> str:

@@ -1,9 +1,13 @@
 """A pretrained encoder with a classification head: the teacher (and, later, transformer students).
 
 Mean pooling over the attention mask (how sentence encoders such as MiniLM and MPNet were
-trained), dropout, one linear layer. Long messages keep their head and tail tokens (Sun et
-al. 2019: the start and the end of a long text carry most of its label). Prediction sorts
-messages by length and pads per batch.
+trained), dropout, one linear layer. A message longer than ``max_length`` tokens is read in
+overlapping windows (each with its own special tokens; every window of a batch goes through the
+encoder in one call, and a message's window features are pooled into one, by mean, max or both,
+before the head) or, as models saved before windows were, cut to its head and tail tokens (Sun et
+al. 2019: the start and the end of a long text carry most of its label). A message that fits in
+one window is read exactly as head+tail reads it. Prediction sorts messages by length and pads
+per batch.
 
 Saved as ``encoder/`` (``save_pretrained`` safetensors + tokenizer), ``head.safetensors`` and,
 for adapter-tuned teachers, ``adapters.safetensors``; LoRA is merged into the encoder first.
@@ -12,7 +16,7 @@ for adapter-tuned teachers, ``adapters.safetensors``; LoRA is merged into the en
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Self
 
@@ -23,13 +27,13 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from textdistill.errors import ModelError
+from textdistill.errors import ModelError, TextdistillError
 from textdistill.models.base import TextClassifier, register_model
 from textdistill.models.encoder_config import EncoderConfig
 from textdistill.models.manifest import Manifest
 from textdistill.models.resolve import resolve_model
 from textdistill.persistence import check_shapes, load_model_arrays
-from textdistill.students.tokens import head_tail_ids
+from textdistill.students.tokens import default_stride, framed_windows, head_tail_ids, split_windows, window_rows
 from textdistill.training.arguments import TrainingArguments
 from textdistill.tuning import TuningMethod, count_parameters, parse_method, prepare_encoder
 from textdistill.tuning.adapters import adapter_state_dict, load_adapter_state_dict
@@ -81,22 +85,56 @@ def length_sorted_logits(model, texts: Sequence[str], batch_size: int) -> np.nda
     return logits
 
 
-class EncoderNetwork(nn.Module):
-    """Encoder -> mean pooling -> dropout -> linear head."""
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """(rows, hidden): each row's states averaged over its attention mask."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
-    def __init__(self, encoder: nn.Module, hidden_size: int, n_labels: int, dropout: float) -> None:
+
+def pool_windows(features: torch.Tensor, windows: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """Per-message features from per-window ``features`` (rows, hidden).
+
+    ``windows`` (messages, k) holds the rows of each message's windows, -1 past its last; None
+    means each row is a message. ``mean`` and ``max`` keep the width, ``mean_max`` puts both side
+    by side. A gather and a masked reduction rather than a scatter, so that the ONNX graph needs
+    only Gather, ReduceSum and ReduceMax; a message of one window gets its row back exactly.
+    """
+    if windows is None:
+        mean = maximum = features
+    else:
+        present = (windows >= 0).unsqueeze(-1)
+        gathered = features[windows.clamp(min=0)]
+        if pooling != "max":
+            mean = (gathered * present.to(features.dtype)).sum(1) / present.sum(1).clamp(min=1).to(features.dtype)
+        if pooling != "mean":
+            maximum = gathered.masked_fill(~present, float("-inf")).amax(1)
+    if pooling == "mean":
+        return mean
+    if pooling == "max":
+        return maximum
+    return torch.cat([mean, maximum], dim=-1)
+
+
+class EncoderNetwork(nn.Module):
+    """Encoder -> mean pooling per window -> pooling of each message's windows -> dropout -> linear head."""
+
+    def __init__(self, encoder: nn.Module, hidden_size: int, n_labels: int, dropout: float, pooling: str = "mean") -> None:
         super().__init__()
         self.encoder = encoder
+        self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, n_labels)
+        self.head = nn.Linear(hidden_size * (2 if pooling == "mean_max" else 1), n_labels)
 
-    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    def window_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(rows, hidden): each padded row's mean-pooled encoder output."""
+        return mean_pool(self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.dropout(self.pool(input_ids, attention_mask)))
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, windows: torch.Tensor | None = None) -> torch.Tensor:
+        """(messages, head input): what the head reads of each message."""
+        return pool_windows(self.window_features(input_ids, attention_mask), windows, self.pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, windows: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.dropout(self.pool(input_ids, attention_mask, windows)))
 
 
 @register_model("transformer")
@@ -129,7 +167,7 @@ class TransformerClassifier(TextClassifier):
         self.build(resolve_model(self.config.model), len(self._space()))
 
     def training_config(self) -> dict:
-        return {"model": self.config.model, "method": self.config.method, "max_length": self.config.max_length}
+        return {"model": self.config.model, "method": self.config.method, **self.config.long_message_settings()}
 
     def build(self, source: str, n_labels: int, *, local_files_only: bool = False) -> None:
         """Load the pretrained encoder and tokenizer from ``source`` (a resolved directory or hub
@@ -138,8 +176,11 @@ class TransformerClassifier(TextClassifier):
         self.source = source
         self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
         encoder = AutoModel.from_pretrained(source, local_files_only=local_files_only)
-        self.network = EncoderNetwork(prepare_encoder(encoder, self.method), encoder.config.hidden_size, n_labels, self.config.dropout)
-        self.network.to(self.device)
+        if self.config.windows:
+            # Resolved now that the special tokens are known; saved so that a reload reads alike.
+            self.config = replace(self.config, stride=self._window_stride())
+        network = EncoderNetwork(prepare_encoder(encoder, self.method), encoder.config.hidden_size, n_labels, self.config.dropout, self.config.pooling)
+        self.network = network.to(self.device)
 
     def _fit(self, texts: list[str], label_sets: Sequence[Sequence[str]], validation=None) -> None:
         from textdistill.training.finetune import FineTuner
@@ -148,16 +189,42 @@ class TransformerClassifier(TextClassifier):
 
     # -- tokenising and predicting ---------------------------------------------------------
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids with special tokens, long messages cut to their head and tail."""
-        tokenizer = self._tokenizer()
+        """Per message, the ids the encoder reads, special tokens included. A message longer than
+        ``max_length`` is cut to its head and tail, or read in windows of ``max_length`` joined end
+        to end (``collate`` cuts them apart again with :func:`split_windows`)."""
+        config = self.config
         prefix, suffix = self._special_tokens()
-        budget = self.config.max_length - prefix - suffix
-        encoded = tokenizer(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-        return [
-            ids if len(ids) <= self.config.max_length
-            else ids[:prefix] + head_tail_ids(ids[prefix : len(ids) - suffix], budget, self.config.head_fraction) + ids[len(ids) - suffix :]
-            for ids in encoded
-        ]
+        budget = self._text_budget()
+        encoded = self._tokenizer()(list(texts), add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+        read = []
+        for ids in encoded:
+            if len(ids) <= config.max_length:
+                read.append(ids)
+                continue
+            start, text, end = ids[:prefix], ids[prefix : len(ids) - suffix], ids[len(ids) - suffix :]
+            if config.windows:
+                read.append(framed_windows(text, start, end, budget, config.stride, config.max_windows))
+            else:
+                read.append(start + head_tail_ids(text, budget, config.head_fraction) + end)
+        return read
+
+    def _text_budget(self) -> int:
+        """Text tokens a window (or the head+tail cut) holds between its special tokens."""
+        budget = self.config.max_length - sum(self._special_tokens())
+        if budget < 1:
+            raise TextdistillError(f"max_length {self.config.max_length} leaves no room for text between the special tokens: give a larger max_length.")
+        return budget
+
+    def _window_stride(self) -> int:
+        """The configured stride, or 3/4 of a window's text; refused when it would skip text."""
+        budget = self._text_budget()
+        stride = self.config.stride or default_stride(budget)
+        if stride > budget:
+            raise TextdistillError(
+                f"stride {stride} is longer than the {budget} text tokens a window of max_length {self.config.max_length} holds, "
+                f"so text between windows would go unread: give a stride of at most {budget}."
+            )
+        return stride
 
     def _special_tokens(self) -> tuple[int, int]:
         """How many special tokens the tokenizer puts before and after a message ([CLS] ... [SEP])."""
@@ -170,14 +237,20 @@ class TransformerClassifier(TextClassifier):
         raise ValueError(f"cannot locate the special tokens of {type(tokenizer).__name__}")
 
     def collate(self, ids: Sequence[list[int]]) -> dict[str, torch.Tensor]:
-        """Pad a batch of token ids to its longest message."""
-        longest = max(len(i) for i in ids)
-        input_ids = torch.full((len(ids), longest), self._tokenizer().pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(ids), longest), dtype=torch.long)
-        for row, seq in enumerate(ids):
+        """Pad a batch's windows to the longest; with windows, ``windows`` (messages, most windows)
+        holds the rows of each message's windows, -1 past its last."""
+        messages = [split_windows(seq, self.config.max_length) if self.config.windows else [seq] for seq in ids]
+        rows = [window for windows in messages for window in windows]
+        longest = max(len(row) for row in rows)
+        input_ids = torch.full((len(rows), longest), self._tokenizer().pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for row, seq in enumerate(rows):
             input_ids[row, : len(seq)] = torch.tensor(seq)
             attention_mask[row, : len(seq)] = 1
-        return {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
+        batch = {"input_ids": input_ids.to(self.device), "attention_mask": attention_mask.to(self.device)}
+        if self.config.windows:
+            batch["windows"] = torch.from_numpy(window_rows([len(windows) for windows in messages])).to(self.device)
+        return batch
 
     def encode_batch(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.collate(self.token_ids(texts))
@@ -227,7 +300,7 @@ class TransformerClassifier(TextClassifier):
 
     @classmethod
     def _load_weights(cls, directory: Path, manifest: Manifest) -> Self:
-        config = EncoderConfig.from_dict(manifest.config.get("encoder", {}))
+        config = EncoderConfig.from_saved(manifest.config.get("encoder", {}))
         # A LoRA teacher was merged into its encoder when saved: it loads as a plain encoder.
         method = config.method if not config.method.startswith("lora") else "full"
         model = cls(EncoderConfig.from_dict({**asdict(config), "method": method}))

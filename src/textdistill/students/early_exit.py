@@ -4,7 +4,7 @@ A branch classifier after every transformer layer lets a message leave the encod
 one branch is sure enough, so easy messages pay for a few layers and hard ones for all of them.
 
 Branches. After layer k (k < N) a branch mean-pools that layer's output over the attention mask
-(as the final head does) and classifies it with a small MLP, Linear(hidden, ``branch_hidden``)
+and a long message's windows (as the final head does) and classifies it with a small MLP, Linear(hidden, ``branch_hidden``)
 -> tanh -> Linear(``branch_hidden``, L); ``branch_hidden=0`` makes it a single linear layer. A
 small MLP rather than a linear layer because the lower layers' features are not yet arranged for
 the final head's linear read-out (FastBERT's branches are small networks too); its cost is
@@ -22,9 +22,9 @@ leaves at the first layer whose uncertainty is *strictly below* the threshold (a
 papers), and at the last layer otherwise. So threshold 0 is the full model (every message runs
 all layers and gets exactly the backbone's logits) and a threshold of 1 or more sends every
 message out at layer 1 (uncertainty never exceeds 1; a branch that is exactly uniform leaves
-too). Batches stay batches: the encoder is run layer by layer, the rows that have left are
-dropped from the batch and the remaining rows are cut to their longest message, so the saved
-compute is real.
+too). Batches stay batches: the encoder is run layer by layer, the rows of the messages that
+have left (all of a long message's windows) are dropped from the batch and the remaining rows
+are cut to their longest, so the saved compute is real.
 
 Saved as the backbone's own layout (``encoder/``, ``head.safetensors``) plus
 ``branches.safetensors``; the manifest's ``config.early_exit`` holds the threshold.
@@ -50,7 +50,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from textdistill.errors import ModelError, TextdistillError
 from textdistill.models.base import TextClassifier, load_model, register_model
 from textdistill.models.manifest import Manifest, data_fingerprint
-from textdistill.models.transformer import TransformerClassifier, pick_device
+from textdistill.models.transformer import TransformerClassifier, mean_pool, pick_device, pool_windows
 from textdistill.persistence import load_model_arrays
 from textdistill.progress import track
 from textdistill.training.finetune import batch_order
@@ -90,10 +90,16 @@ def branch_loss(branch_logits: torch.Tensor, final_logits: torch.Tensor, multi_l
     ) * (t * t)
 
 
-def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over the attention mask, exactly as :class:`EncoderNetwork` pools."""
-    mask = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+def keep_messages(windows: torch.Tensor | None, stay: torch.Tensor, n_rows: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The batch rows that belong to the messages that ``stay`` (messages,) and those messages'
+    ``windows`` renumbered for the smaller batch; without windows each row is a message."""
+    if windows is None:
+        return stay, None
+    remaining = windows[stay]
+    rows = torch.zeros(n_rows, dtype=torch.bool, device=windows.device)
+    rows[remaining[remaining >= 0]] = True
+    position = torch.cumsum(rows, 0) - 1
+    return rows, torch.where(remaining >= 0, position[remaining.clamp(min=0)], remaining)
 
 
 def _branch(hidden_size: int, n_labels: int, width: int) -> nn.Module:
@@ -260,22 +266,23 @@ class EarlyExitClassifier(TextClassifier):
         return self.history
 
     def _pooled_layers(self, batch: dict[str, torch.Tensor]) -> list[torch.Tensor]:
-        """Every layer's mean-pooled output for a whole batch (no exits)."""
-        mask = batch["attention_mask"]
+        """Every layer's output pooled per message, as the head reads the last, for a whole batch (no exits)."""
+        mask, windows, pooling = batch["attention_mask"], batch.get("windows"), self.backbone.network.pooling
         hidden = self.layerwise.embed(batch["input_ids"])
         context = self.layerwise.context(hidden, mask)
         pooled = []
         for k in range(self.n_layers):
             hidden = self.layerwise.layer(k, hidden, context)
-            pooled.append(_mean_pool(hidden, mask))
+            pooled.append(pool_windows(mean_pool(hidden, mask), windows, pooling))
         return pooled
 
     # -- prediction ------------------------------------------------------------------------
     @torch.inference_mode()
     def _exit_batch(self, batch: dict[str, torch.Tensor], threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (n, L) and 1-based exit layers (n,) of one padded batch."""
-        input_ids, mask = batch["input_ids"], batch["attention_mask"]
-        n, last = input_ids.shape[0], self.n_layers - 1
+        """Logits (n, L) and 1-based exit layers (n,) of the n messages of one padded batch."""
+        input_ids, mask, windows = batch["input_ids"], batch["attention_mask"], batch.get("windows")
+        n, last = (input_ids if windows is None else windows).shape[0], self.n_layers - 1
+        pooling = self.backbone.network.pooling
         logits = torch.empty((n, len(self._space())), device=input_ids.device)
         exits = torch.empty(n, dtype=torch.long, device=input_ids.device)
         rows = torch.arange(n, device=input_ids.device)  # original rows still in the batch
@@ -284,7 +291,7 @@ class EarlyExitClassifier(TextClassifier):
         multi_label = self._space().multi_label
         for k in range(self.n_layers):
             hidden = self.layerwise.layer(k, hidden, context)
-            pooled = _mean_pool(hidden, mask)
+            pooled = pool_windows(mean_pool(hidden, mask), windows, pooling)
             if k == last:
                 logits[rows] = self.backbone.network.head(pooled).float()
                 exits[rows] = k + 1
@@ -300,7 +307,8 @@ class EarlyExitClassifier(TextClassifier):
             stay = ~leave
             if not stay.any():
                 break
-            rows, hidden, mask = rows[stay], hidden[stay], mask[stay]
+            kept, windows = keep_messages(windows, stay, hidden.shape[0])
+            rows, hidden, mask = rows[stay], hidden[kept], mask[kept]
             width = int(mask.sum(1).max())  # right-padded: drop columns only the leavers needed
             hidden, mask = hidden[:, :width], mask[:, :width]
             context = self.layerwise.context(hidden, mask)

@@ -71,6 +71,60 @@ def head_tail_ids(ids: list[int], budget: int, head_fraction: float) -> list[int
     return ids[:head] + ids[len(ids) - (budget - head) :]
 
 
+def default_stride(budget: int) -> int:
+    """Text tokens between window starts when none is configured: 3/4 of a window, so that
+    neighbours share a quarter and a phrase cut by one window's edge is whole in the next."""
+    return max(1, budget * 3 // 4)
+
+
+def window_starts(n_tokens: int, budget: int, stride: int, max_windows: int) -> list[int]:
+    """Where each window of ``budget`` tokens starts in a text of ``n_tokens``: one window when
+    it fits, else one every ``stride`` tokens and a last one ending at the text's end, so every
+    token is in a window and neighbours overlap by at least ``budget - stride`` tokens.
+
+    Beyond ``max_windows`` the first ``max_windows - 1`` and the last are kept: a business
+    email's new text comes first (replies quote the thread below it), and the last window holds
+    the end that head+tail truncation kept, so windows never read less than head+tail does.
+    """
+    if not 1 <= stride <= budget:
+        raise ValueError(f"a stride of {stride} tokens would skip text between windows of {budget}: give 1 to {budget}")
+    if n_tokens <= budget:
+        return [0]
+    starts = [*range(0, n_tokens - budget, stride), n_tokens - budget]
+    if len(starts) > max_windows:
+        starts = starts[: max_windows - 1] + starts[-1:]
+    return starts
+
+
+def windows_ids(ids: list[int], budget: int, stride: int, max_windows: int) -> list[list[int]]:
+    """``ids`` in the windows of :func:`window_starts`."""
+    return [ids[start : start + budget] for start in window_starts(len(ids), budget, stride, max_windows)]
+
+
+def framed_windows(ids: list[int], prefix: Sequence[int], suffix: Sequence[int], budget: int, stride: int, max_windows: int) -> list[int]:
+    """The windows of ``ids`` (:func:`windows_ids`), each framed by the special tokens ``prefix``
+    and ``suffix``, joined end to end; a text that fits is ``prefix + ids + suffix``."""
+    return [i for window in windows_ids(ids, budget, stride, max_windows) for i in (*prefix, *window, *suffix)]
+
+
+def window_rows(counts: Sequence[int]) -> np.ndarray:
+    """(messages, most windows) int64: where each message's windows are when the windows of
+    messages of ``counts`` windows are stacked in order, -1 past a message's last."""
+    counts = np.asarray(counts, dtype=np.int64)
+    columns = np.arange(int(counts.max(initial=0)), dtype=np.int64)
+    first = np.cumsum(counts) - counts
+    return np.where(columns < counts[:, None], first[:, None] + columns, -1)
+
+
+def split_windows(ids: Sequence[int], max_length: int) -> list[Sequence[int]]:
+    """The windows of a message whose windows (each framed by special tokens) were joined end to
+    end: a message of several windows has every one ``max_length`` long, so cutting every
+    ``max_length`` ids gives them back; a shorter message is one window."""
+    if len(ids) > max_length and len(ids) % max_length:
+        raise ValueError(f"{len(ids)} ids are not whole windows of {max_length}: they were not made by the same windowing settings")
+    return [ids[start : start + max_length] for start in range(0, max(len(ids), 1), max_length)]
+
+
 class Vocabulary(ABC):
     """Maps texts to token ids in ``[0, size)``.
 
@@ -197,6 +251,11 @@ class SubwordVocabulary(Vocabulary):
 
     def tokens(self) -> list[str]:
         return [self._tokenizer.id_to_token(i) or "" for i in range(self.size)]
+
+    @property
+    def special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer puts before and after a text, e.g. ``([CLS], [SEP])``."""
+        return list(self._prefix), list(self._suffix)
 
     def with_special_tokens(self, ids: Sequence[int]) -> list[int]:
         """``ids`` framed by the tokenizer's special tokens, e.g. ``[CLS] ids [SEP]``."""

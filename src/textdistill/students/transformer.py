@@ -1,19 +1,39 @@
 """Transformer students: a subset of the teacher's own layers (DistilBERT's initialisation) or a
 smaller packaged encoder. Either way the student is an ordinary ``TransformerClassifier``; this
-module only prepares the encoder it starts from."""
+module prepares the encoder it starts from and its settings, which read long messages as the
+teacher does unless told otherwise."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from textdistill.errors import TextdistillError
+from textdistill.models.encoder_config import EncoderConfig
 from textdistill.tuning.freeze import layer_stack
 
 TEACHER_LAYERS = "teacher-layers"
+# What a student takes over from its teacher's config: how many tokens it reads and how.
+INHERITED = ("max_length", "head_fraction", "long_messages", "stride", "max_windows", "window_pooling")
+
+
+def student_config(teacher: Mapping[str, Any], settings: Mapping[str, Any], encoder: str) -> EncoderConfig:
+    """The config of a student on ``encoder``: the teacher's (its manifest's ``config.encoder``;
+    empty for a teacher that is no transformer) way of reading long messages, then the student's
+    own ``settings``. The teacher's stride is kept only with its max_length: a student of
+    another max_length gets its own default."""
+    saved = EncoderConfig.from_saved(dict(teacher)) if teacher else EncoderConfig()
+    inherited = {key: getattr(saved, key) for key in INHERITED}
+    if settings.get("max_length", saved.max_length) != saved.max_length:
+        inherited["stride"] = None
+    try:
+        return EncoderConfig.from_dict({**inherited, **settings, "model": encoder, "method": "full"})
+    except ValueError as exc:
+        raise TextdistillError(f"transformer student: {exc}") from None
 
 
 def every_other_layer(n_layers: int) -> list[int]:

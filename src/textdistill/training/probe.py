@@ -24,7 +24,8 @@ PROBE_C_GRID = (0.1, 1.0, 10.0, 100.0)
 
 @torch.inference_mode()
 def pooled_features(model, texts: Sequence[str], description: str = "Encoding") -> np.ndarray:
-    """Mean-pooled encoder features (n, hidden), dropout off, length-sorted batches."""
+    """What the head reads of each message (n, head input): mean-pooled encoder features, a long
+    message's windows pooled into one; dropout off, length-sorted batches."""
     network = model.network
     network.eval()
     order = np.argsort([len(t) for t in texts], kind="stable")
@@ -45,8 +46,8 @@ def pretrained_features(model, source: str, texts: Sequence[str], description: s
 
     Every tuning method starts out computing exactly the pretrained encoder's function
     (adapters and LoRA start at zero), so trying several methods on the same messages encodes
-    them once. The key covers the weights' identity (path, size, time), the truncation
-    settings and the texts.
+    them once. The key covers the weights' identity (path, size, time), how long messages are
+    read (head+tail or windows) and the texts.
     """
     weights = sorted(Path(source).glob("*.safetensors")) if Path(source).is_dir() else []
     key = hashlib.sha256(
@@ -54,8 +55,7 @@ def pretrained_features(model, source: str, texts: Sequence[str], description: s
             {
                 "source": source,
                 "weights": [(str(w), w.stat().st_size, w.stat().st_mtime_ns) for w in weights],
-                "max_length": model.config.max_length,
-                "head_fraction": model.config.head_fraction,
+                "reading": model.config.long_message_settings(),
             }
         ).encode()
     )

@@ -26,10 +26,11 @@ class DistillBatch:
 
     ``labels`` are class indices (n,) for single-label data or a float multi-hot (n, L) for
     multi-label data; ``label_mask`` (n,) bool marks the annotated rows (all rows when omitted),
-    and the values of the other rows are ignored. Hidden states are lists of (n, T, d) tensors,
+    and the values of the other rows are ignored. Hidden states are lists of (rows, T, d) tensors
+    (rows: the n messages, or their windows for a model that reads long messages in windows),
     one per layer with index 0 the embeddings output (Hugging Face's ``hidden_states``);
-    attentions are lists of (n, heads, T, T), one per layer; ``attention_mask`` (n, T) marks real
-    tokens. Losses on intermediate states compare token by token, so student and teacher must
+    attentions are lists of (rows, heads, T, T), one per layer; ``attention_mask`` (rows, T) marks
+    real tokens. Losses on intermediate states compare token by token, so student and teacher must
     share the tokenizer.
     """
 
