@@ -163,14 +163,17 @@ def _slot_free_phrasings(intents, field: str) -> set[str]:
 def test_annotated_messages_miss_some_phrasings_that_the_others_use(sample: SampleDataset) -> None:
     # The annotated file uses only the first ANNOTATED_PHRASINGS of each intent's own wording,
     # so a model must generalise to the rest, which unannotated and test messages use.
-    from textdistill.data.sample import ANNOTATED_INTENTS, INTENTS
+    from textdistill.data.sample import _SYNONYM_PATTERN, ANNOTATED_INTENTS, INTENTS
 
     held_out = _slot_free_phrasings(INTENTS, "situations") - _slot_free_phrasings(ANNOTATED_INTENTS, "situations")
     assert len(held_out) >= 16
-    texts = {name: " ".join(r["subject"] + " " + r["body"] for r in read_rows(getattr(sample, name))[1]) for name in FILES}
+    held_out = {phrase for phrase in held_out if not _SYNONYM_PATTERN.search(phrase)}  # kept word for word
+    assert len(held_out) >= 5
+    held_out = {phrase.lower() for phrase in held_out}
+    texts = {name: " ".join(r["subject"] + " " + r["body"] for r in read_rows(getattr(sample, name))[1]).lower() for name in FILES}
     assert not [phrase for phrase in held_out if phrase in texts["train"]]
     for name in ("test", "unannotated"):
-        assert sum(phrase in texts[name] for phrase in held_out) >= 0.8 * len(held_out), name
+        assert sum(phrase in texts[name] for phrase in held_out) >= 0.5 * len(held_out), name
 
 
 def test_forwarded_threads_are_about_another_intent_and_clean_email_removes_them(sample: SampleDataset) -> None:
@@ -185,3 +188,14 @@ def test_forwarded_threads_are_about_another_intent_and_clean_email_removes_them
         cleaned = clean_email(row["body"])
         assert "Forwarded" not in cleaned and "Subject:" not in cleaned
         assert len(cleaned) < len(row["body"]) / 1.3
+
+
+def test_later_messages_use_words_the_annotated_ones_never_do(sample: SampleDataset) -> None:
+    from textdistill.data.sample import SYNONYMS
+
+    words = {name: Counter(re.findall(r"[a-z]+", " ".join(r["subject"] + " " + r["body"] for r in read_rows(getattr(sample, name))[1]).lower())) for name in FILES}
+    # synonyms whose every word is absent from the annotated messages: only later traffic has them
+    new_words = {w for synonym in SYNONYMS.values() for w in re.findall(r"[a-z]+", synonym) if not words["train"][w]}
+    assert len(new_words) >= 15
+    for name in ("test", "unannotated"):
+        assert sum(bool(words[name][w]) for w in new_words) >= 0.7 * len(new_words), name

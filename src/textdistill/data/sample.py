@@ -35,6 +35,23 @@ GENERIC_SHARE = 0.35  # how often a subject or a request says nothing about the 
 # collected early and misses the other ways customers put things; unannotated and test messages
 # use them all, so a model has to generalise beyond the words it was trained on.
 ANNOTATED_PHRASINGS = 0.6
+# Words that later traffic often uses instead of the annotated sample's (other customers,
+# other regions: "package" for "parcel", "terminate" for "cancel"). Unannotated and test
+# messages swap each occurrence with probability SYNONYM_SHARE; annotated ones never do, so a
+# model must know that the words mean the same, as a pretrained encoder does and TF-IDF cannot.
+SYNONYMS = {
+    "refund": "reimbursement", "refunded": "reimbursed", "parcel": "package", "courier": "carrier",
+    "delivery": "shipment", "delivered": "shipped", "invoice": "bill", "invoices": "bills",
+    "receipt": "proof of purchase", "password": "passcode", "log in": "sign on", "login": "sign-on",
+    "cancel": "terminate", "cancelled": "terminated", "membership": "plan subscription",
+    "damaged": "banged up", "broken": "busted", "faulty": "defective", "late": "overdue",
+    "address": "location", "charged": "debited", "twice": "two times", "payment": "transaction",
+    "declined": "rejected", "upgrade": "step up", "complaint": "grievance", "love": "adore",
+    "great": "fantastic", "suggest": "propose", "suggestion": "proposal", "idea": "thought",
+    "close": "shut down", "delete": "erase", "details": "info", "arrived": "showed up",
+    "broke": "stopped working", "replacement": "substitute", "money": "cash",
+}
+SYNONYM_SHARE = 0.6
 FORWARDED_SHARE = 0.06  # emails with an earlier email about another intent forwarded below them
 LABEL_SEP = ";"
 SUPPORT_ADDRESS = "support@brightbasket.example"
@@ -596,6 +613,8 @@ def write_sample_dataset(
         intents = INTENTS if name != "train" else ANNOTATED_INTENTS
         for label_set in _label_sets(n, rng):
             subject, body = _message(label_set, rng, intents)
+            if name != "train":
+                subject, body = _later_words(subject, rng), _later_words(body, rng)
             row = {"id": f"msg-{next_id:06d}", "subject": subject, "body": body}
             if name != "unannotated":
                 row["labels"] = LABEL_SEP.join(label_set)
@@ -820,6 +839,23 @@ def _address(rng: random.Random) -> str:
     area, unit = "".join(rng.choices(letters, k=2)), "".join(rng.choices(letters, k=2))
     postcode = f"{area}{rng.randint(1, 28)} {rng.randint(1, 9)}{unit}"
     return f"{rng.randint(1, 120)} {rng.choice(STREETS)}, {rng.choice(TOWNS)} {postcode}"
+
+
+_SYNONYM_PATTERN = re.compile(r"\b(" + "|".join(sorted(map(re.escape, SYNONYMS), key=len, reverse=True)) + r")\b", re.IGNORECASE)
+
+
+def _later_words(text: str, rng: random.Random) -> str:
+    """``text`` with each word of ``SYNONYMS`` swapped for its synonym ``SYNONYM_SHARE`` of the
+    time, keeping a leading capital."""
+
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if rng.random() >= SYNONYM_SHARE:
+            return word
+        synonym = SYNONYMS[word.lower()]
+        return synonym[0].upper() + synonym[1:] if word[0].isupper() else synonym
+
+    return _SYNONYM_PATTERN.sub(swap, text)
 
 
 def _lower_first(sentence: str) -> str:
