@@ -6,13 +6,12 @@ BiLSTM and transformer students, early exit, ONNX fp32 and int8 copies, the serv
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from cli_in_process import run_cli
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
@@ -298,10 +297,6 @@ def test_the_positive_class_is_the_given_or_the_rarer_label_and_nothing_else():
         choose_positive_label(LabelSpace(("a", "b"), multi_label=True), [("a",)], "a")
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "textdistill", *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
 def test_evaluate_and_report_show_the_positive_class_and_refuse_an_unknown_one(tmp_path):
     import csv
 
@@ -309,13 +304,13 @@ def test_evaluate_and_report_show_the_positive_class_and_refuse_an_unknown_one(t
     for part, messages in (("train", two.train), ("test", two.test)):
         with (tmp_path / f"{part}.csv").open("w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerows([("text", "label"), *((t, labels[0]) for t, labels in zip(messages.texts, messages.labels))])
-    assert cli("baseline", "--train", tmp_path / "train.csv", "--out", tmp_path / "model", "--quiet").returncode == 0
+    assert run_cli("baseline", "--train", tmp_path / "train.csv", "--out", tmp_path / "model", "--quiet").returncode == 0
     evaluate = ("evaluate", tmp_path / "model", "--data", tmp_path / "test.csv", "--no-cost", "--quiet")
-    done = cli(*evaluate, "--json", tmp_path / "spam.json")
+    done = run_cli(*evaluate, "--json", tmp_path / "spam.json")
     assert done.returncode == 0, done.stderr
     spam = json.loads((tmp_path / "spam.json").read_text())
     assert spam["positive_class"]["label"] == "spam" and f"positive class 'spam': precision {spam['positive_class']['precision']:.4f}" in done.stdout
-    refused = cli(*evaluate, "--json", tmp_path / "x.json", "--positive-label", "junk")
+    refused = run_cli(*evaluate, "--json", tmp_path / "x.json", "--positive-label", "junk")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr and not (tmp_path / "x.json").exists()
     assert "positive label 'junk' is not a label of this model; its labels are: 'ham', 'spam'" in refused.stderr
 
