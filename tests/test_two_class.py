@@ -209,9 +209,14 @@ def test_early_exit_at_threshold_zero_is_the_teacher_and_evaluates(data, teacher
 
 
 # -- students, their ONNX copies and the service ----------------------------------------------------
+# The BiLSTM steps through each message's character n-grams one by one: 64 of them (of the default
+# 128) still beat the majority by far on every data set, in a third of the time.
 STUDENTS = {
     "static": ({"embeddings": "hash", "dim": 32, "hash_buckets": 4096, "bigram_buckets": 2048}, {"epochs": 20, "learning_rate": 2e-2}),
-    "bilstm": ({"embeddings": "hash", "dim": 16, "hidden": 16, "mlp": 16, "hash_buckets": 4096}, {"epochs": 12, "learning_rate": 2e-2, "head_learning_rate": 2e-2}),
+    "bilstm": (
+        {"embeddings": "hash", "dim": 16, "hidden": 16, "mlp": 16, "hash_buckets": 4096, "max_tokens": 64},
+        {"epochs": 12, "learning_rate": 2e-2, "head_learning_rate": 2e-2},
+    ),
     "transformer": ({"max_length": 24}, {"epochs": 4, "batch_size": 16, "learning_rate": 3e-3, "head_learning_rate": 1e-2}),
 }
 
