@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pytest
+from cli_in_process import run_cli
 
 from textdistill.data.chunks import ChunkReader, FileToRead, input_files
 from textdistill.data.messages import DataSpec, load_messages
@@ -193,15 +192,11 @@ def test_texts_longer_than_pythons_csv_field_limit_are_read(tmp_path):
 
 
 # -- through the command line: exit code 2, the place, no traceback -----------------------------
-def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "textdistill", *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize("name", ["unclosed-quote-label.csv", "repeated-text-column.csv", "no-label-key.jsonl", "unknown-encoding.csv"])
 def test_the_cli_refuses_bad_files_without_a_traceback(name, tmp_path):
     case = next(c for c in BAD if c.name == name)
     path = _write(tmp_path, case.content, case.name)
-    result = cli("baseline", "--train", path, "--out", tmp_path / "m", "--id-column", "id", "--encoding", case.spec.get("encoding", "utf-8"))
+    result = run_cli("baseline", "--train", path, "--out", tmp_path / "m", "--id-column", "id", "--encoding", case.spec.get("encoding", "utf-8"))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and str(path) in result.stderr and case.says in result.stderr
     if case.row is not None:
@@ -213,7 +208,7 @@ def test_the_cli_refuses_bad_files_without_a_traceback(name, tmp_path):
 def test_the_cli_lists_every_skipped_row_beside_the_model(tmp_path):
     case = BAD[0]
     path = _write(tmp_path, case.content, case.name)
-    result = cli("baseline", "--train", path, "--out", tmp_path / "m", "--id-column", "id", "--skip-bad-rows", "--quiet")
+    result = run_cli("baseline", "--train", path, "--out", tmp_path / "m", "--id-column", "id", "--skip-bad-rows", "--quiet")
     assert result.returncode == 0, result.stderr
     listing = tmp_path / "m" / "skipped_rows.csv"
     assert f"{case.skipped} bad rows skipped" in result.stderr
@@ -232,7 +227,7 @@ def test_evaluate_says_so_when_no_row_is_left(tmp_path):
     TfidfBaseline().fit(["refund please", "parcel late"] * 3, [("refund",), ("delivery",)] * 3, multi_label=False).save(model)
     test = tmp_path / "test.csv"
     test.write_text("text,label\nrefund my money,warranty\nwhere is it,warranty\n", encoding="utf-8")
-    result = cli("evaluate", model, "--data", test, "--json", tmp_path / "e.json", "--skip-bad-rows", "--no-cost", "--quiet")
+    result = run_cli("evaluate", model, "--data", test, "--json", tmp_path / "e.json", "--skip-bad-rows", "--no-cost", "--quiet")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert str(test) in result.stderr and "no messages are left" in result.stderr and "column 'label'" in result.stderr
 
@@ -263,7 +258,7 @@ def test_predict_lists_every_skipped_row_in_its_output_directory(tmp_path):
     TfidfBaseline().fit(texts, [("refund",), ("delivery",), ("login",)] * 3, multi_label=False).save(model)
     case = BAD[1]  # the unclosed quote in the text column: predict reads texts only
     path = _write(tmp_path, case.content, case.name)
-    result = cli("predict", model, "--data", path, "--out", tmp_path / "p", "--skip-bad-rows", "--quiet")
+    result = run_cli("predict", model, "--data", path, "--out", tmp_path / "p", "--skip-bad-rows", "--quiet")
     assert result.returncode == 0, result.stderr
     listing = tmp_path / "p" / "skipped_rows.csv"
     assert f"... and {case.skipped - 5} more (all listed in {listing})" in result.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_in_process import run_cli
 
 from textdistill.data.labels import LabelSpace
 from textdistill.errors import TextdistillError
@@ -175,9 +176,13 @@ def test_static_and_onnx_models_predict_in_a_virtual_environment_without_torch(m
     labels = {name: load_model(d).predict(texts) for name, d in directories.items()}
 
     environment = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(environment)], check=True)
+    # This environment's pip installs into the new one: bootstrapping a pip of its own (ensurepip)
+    # costs seconds and is not what the test is about.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(environment)], check=True)
     python = str(environment / "bin" / "python")
-    installed = subprocess.run([python, "-m", "pip", "install", "-q", *RUNTIME_PACKAGES], capture_output=True, text=True, timeout=500)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "-q", *RUNTIME_PACKAGES], capture_output=True, text=True, timeout=500
+    )
     assert installed.returncode == 0, installed.stderr[-2000:]
     script = """
 import importlib.util, json, sys
@@ -213,11 +218,11 @@ def test_compress_evaluate_report_from_the_command_line(models, tmp_path):
     source = models[("static", False)]
 
     def cli(*args):
-        done = subprocess.run([sys.executable, "-m", "textdistill", *map(str, args)], capture_output=True, text=True, timeout=300)
+        done = run_cli(*args)
         assert done.returncode == 0, done.stderr
         return done
 
-    refused = subprocess.run([sys.executable, "-m", "textdistill", "compress", source, "--out", tmp_path / "x"], capture_output=True, text=True)
+    refused = run_cli("compress", source, "--out", tmp_path / "x")
     assert refused.returncode == 2 and "--onnx" in refused.stderr and "Traceback" not in refused.stderr
     assert "int8 ONNX model" in cli("compress", source, "--onnx", "--int8", "--out", tmp_path / "int8").stdout
     for name, directory in (("fp32", source), ("int8", tmp_path / "int8")):
@@ -272,10 +277,7 @@ def test_the_int8_tolerance_is_a_setting_recorded_in_the_manifest_and_refuses_mo
 def test_the_int8_tolerance_from_the_command_line_and_the_run_config(models, tmp_path):
     from textdistill.pipeline import RunConfig
 
-    refused = subprocess.run(
-        [sys.executable, "-m", "textdistill", "compress", models[("static", False)], "--int8", "--int8-tolerance", "1e-12", "--out", tmp_path / "x"],
-        capture_output=True, text=True, timeout=300,
-    )
+    refused = run_cli("compress", models[("static", False)], "--int8", "--int8-tolerance", "1e-12", "--out", tmp_path / "x")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "more than the int8 tolerance of 1e-12" in refused.stderr and not (tmp_path / "x").exists()
     raw = {"data": {"train": "t.csv", "test": "t.csv"}, "compress": {"models": ["static"], "int8_tolerance": 0.05}}

@@ -1,11 +1,12 @@
 """User strings that look like rich markup (``[/oops]``, ``[bold]``, ``[/b]``) or emoji codes
-(``:smile:``) reach the console as they are, through every error path of the real CLI."""
+(``:smile:``) reach the console as they are, through every error path of the real CLI (its entry
+point, run in this process)."""
 
 import io
-import subprocess
 import sys
 
 import pytest
+from cli_in_process import run_cli
 
 from textdistill import progress
 from textdistill.models import TfidfBaseline
@@ -14,10 +15,6 @@ HEADER = "[/oops]"  # a column name
 ID = "[/b]:smile:"  # an id
 LABEL = "[bold]Nope[/b]"  # a label
 DIRECTORY = "[bold]in"  # a directory in every path
-
-
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "textdistill", *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 def assert_clean_error(result, *verbatim):
@@ -40,28 +37,28 @@ ROWS = "".join(f"refund my order {i},billing\nparcel {i} is late,delivery\n" for
 def test_a_missing_column_names_the_hostile_header_and_path(folder):
     data = folder / "train.csv"
     data.write_text(f"text,{HEADER}\nrefund please,billing\n", encoding="utf-8")
-    result = cli("baseline", "--train", data, "--out", folder / "m")
+    result = run_cli("baseline", "--train", data, "--out", folder / "m")
     assert_clean_error(result, data, f"the columns are: text, {HEADER}")
 
 
 def test_a_missing_text_column_named_on_the_command_line(folder):
     data = folder / "train.csv"
     data.write_text("text,label\n" + ROWS, encoding="utf-8")
-    result = cli("baseline", "--train", data, "--out", folder / "m", "--text-column", HEADER)
+    result = run_cli("baseline", "--train", data, "--out", folder / "m", "--text-column", HEADER)
     assert_clean_error(result, data, f"column '{HEADER}'")
 
 
 def test_a_duplicate_id(folder):
     data = folder / "train.csv"
     data.write_text(f"id,text,label\n{ID},refund please,billing\n{ID},parcel late,delivery\n", encoding="utf-8")
-    result = cli("baseline", "--train", data, "--out", folder / "m", "--id-column", "id")
+    result = run_cli("baseline", "--train", data, "--out", folder / "m", "--id-column", "id")
     assert_clean_error(result, data, f"duplicate id '{ID}'")
 
 
 def test_the_list_of_skipped_rows(folder):
     data = folder / "train.csv"
     data.write_text(f"{HEADER},label\n" + ROWS + ",billing\n", encoding="utf-8")
-    result = cli("baseline", "--train", data, "--validation", data, "--text-column", HEADER, "--skip-bad-rows", "--out", folder / "m", "--quiet")
+    result = run_cli("baseline", "--train", data, "--validation", data, "--text-column", HEADER, "--skip-bad-rows", "--out", folder / "m", "--quiet")
     assert result.returncode == 0, result.stderr
     assert f"{data}: 1 bad rows skipped" in result.stderr
     assert f"row 13, column '{HEADER}': the message text is empty" in result.stderr
@@ -73,15 +70,15 @@ def test_an_unknown_label_at_evaluate(folder):
     TfidfBaseline().fit(list(texts), [[label] for label in labels], multi_label=False).save(model, config={}, training_data={})
     data = folder / "test.csv"
     data.write_text(f"text,label\nrefund please,billing\nparcel late,{LABEL}\n", encoding="utf-8")
-    result = cli("evaluate", model, "--data", data, "--json", folder / "e.json", "--no-cost")
+    result = run_cli("evaluate", model, "--data", data, "--json", folder / "e.json", "--no-cost")
     assert_clean_error(result, data, f"label '{LABEL}'")
 
 
 def test_a_missing_file(folder):
     missing = folder / f"{HEADER}x.csv"
-    assert_clean_error(cli("baseline", "--train", missing, "--out", folder / "m"), missing)
+    assert_clean_error(run_cli("baseline", "--train", missing, "--out", folder / "m"), missing)
     # relative, as typed: the markup-looking start of the path is kept too
-    assert_clean_error(cli("baseline", "--train", "[bold]x.csv", "--out", "m", cwd=folder), "[bold]x.csv")
+    assert_clean_error(run_cli("baseline", "--train", "[bold]x.csv", "--out", "m", cwd=folder), "[bold]x.csv")
 
 
 def test_a_damaged_or_missing_model_directory(folder):
@@ -90,19 +87,19 @@ def test_a_damaged_or_missing_model_directory(folder):
     (damaged / "manifest.json").write_text("{", encoding="utf-8")
     data = folder / "test.csv"
     data.write_text("text,label\nrefund please,billing\n", encoding="utf-8")
-    assert_clean_error(cli("evaluate", damaged, "--data", data, "--json", folder / "e.json"), damaged)
-    assert_clean_error(cli("evaluate", folder / "[/none]", "--data", data, "--json", folder / "e.json"), folder / "[/none]")
+    assert_clean_error(run_cli("evaluate", damaged, "--data", data, "--json", folder / "e.json"), damaged)
+    assert_clean_error(run_cli("evaluate", folder / "[/none]", "--data", data, "--json", folder / "e.json"), folder / "[/none]")
 
 
 def test_a_run_config_and_the_pipelines_notes(folder):
-    assert_clean_error(cli("run", folder / "[/b]missing.toml"), folder / "[/b]missing.toml")
+    assert_clean_error(run_cli("run", folder / "[/b]missing.toml"), folder / "[/b]missing.toml")
     (folder / "train.csv").write_text(f"{HEADER},label\n" + ROWS + ",billing\n", encoding="utf-8")
     config = folder / "run.toml"
     config.write_text(
         f'[run]\nstages = ["load"]\n[data]\ntrain = "train.csv"\ntest = "train.csv"\ntext_columns = ["{HEADER}"]\nskip_bad_rows = true\n',
         encoding="utf-8",
     )
-    result = cli("run", config, "--out", folder / "run")
+    result = run_cli("run", config, "--out", folder / "run")
     assert result.returncode == 0, result.stderr
     assert "train: 12 messages, 1 bad rows skipped" in result.stderr and "MarkupError" not in result.stderr
 

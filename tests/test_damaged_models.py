@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_in_process import run_cli
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from safetensors.numpy import load_file, save_file
@@ -312,10 +313,12 @@ def test_random_damage_to_a_model_without_checksums_is_a_clear_error_or_a_workin
 
 
 # -- the CLI and the service ---------------------------------------------------------------
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _serve(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``textdistill serve ARGS`` in a process of its own: were the model not refused, the
+    server would start, and the timeout ends it."""
     # Wide enough that the console does not wrap the paths it prints.
     env = {**os.environ, "COLUMNS": "2000"}
-    return subprocess.run([sys.executable, "-m", "textdistill", *args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run([sys.executable, "-m", "textdistill", "serve", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_the_cli_says_which_file_is_damaged_without_a_traceback(models, tmp_path):
@@ -327,8 +330,8 @@ def test_the_cli_says_which_file_is_damaged_without_a_traceback(models, tmp_path
     with data.open("w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([("text", "label"), *ROWS[:10]])
     runs = {
-        "evaluate": (_cli("evaluate", str(static), "--data", str(data), "--json", str(tmp_path / "r.json"), "--no-cost"), static / "weights.safetensors"),
-        "predict": (_cli("predict", str(transformer), "--data", str(data), "--out", str(tmp_path / "p")), transformer / "encoder"),
+        "evaluate": (run_cli("evaluate", str(static), "--data", str(data), "--json", str(tmp_path / "r.json"), "--no-cost"), static / "weights.safetensors"),
+        "predict": (run_cli("predict", str(transformer), "--data", str(data), "--out", str(tmp_path / "p")), transformer / "encoder"),
     }
     for command, (result, named) in runs.items():
         assert result.returncode == 2, (command, result.stdout, result.stderr)
@@ -340,7 +343,7 @@ def test_serve_refuses_a_damaged_model_at_start(models, tmp_path):
     pytest.importorskip("fastapi")
     directory = _damaged_copy(models, "baseline", tmp_path, checksums=True)
     _edit_manifest(directory, lambda m: {**m, "kind": ["baseline"]})
-    result = _cli("serve", str(directory), "--port", "0", timeout=120)
+    result = _serve(str(directory), "--port", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "must be a string" in " ".join((result.stdout + result.stderr).split())
 

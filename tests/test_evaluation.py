@@ -2,11 +2,10 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from cli_in_process import run_cli
 
 from textdistill.data.email import clean_email
 from textdistill.data.messages import DataSpec, load_messages
@@ -92,10 +91,7 @@ def test_the_cli_prints_and_records_what_clean_up_removed(model_dir, tmp_path):
     body = "refund my money" + THREAD
     data = write(tmp_path / "t.csv", [[body, "refund"], ["log in fails", "login"]])
     out = tmp_path / "e.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "textdistill", "evaluate", str(model_dir), "--data", str(data), "--json", str(out), "--clean-email", "--no-cost", "--quiet"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    done = run_cli("evaluate", model_dir, "--data", data, "--json", out, "--clean-email", "--no-cost", "--quiet")
     assert done.returncode == 0, done.stderr
     before = np.median([len(body.strip()), len("log in fails")])
     after = np.median([len(clean_email(body.strip())), len("log in fails")])

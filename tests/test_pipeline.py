@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -108,7 +109,14 @@ training = { epochs = 1, batch_size = 16 }
 """
 
 
-def test_teacher_transfer_and_distill_stages(sample_data, tiny_encoder_dir, tmp_path):
+def test_teacher_transfer_and_distill_stages(sample_data, tiny_encoder_dir, tmp_path, monkeypatch):
+    # Each model's peak memory is measured in a fresh interpreter: nine here, most of the test's
+    # time. The probe itself is tested in test_cost.py, on every model kind in test_compress.py and
+    # in the pipeline by test_full_run_writes_every_artefact; here each model is only to be probed.
+    from textdistill.evaluate import cost
+
+    probed = []
+    monkeypatch.setattr(cost, "measure_peak_rss_mb", lambda model_dir, texts, **kwargs: probed.append(Path(model_dir).name) or 123.5)
     config_path = write_config(
         tmp_path,
         sample_data,
@@ -141,6 +149,8 @@ def test_teacher_transfer_and_distill_stages(sample_data, tiny_encoder_dir, tmp_
             assert manifest["config"]["compression"]["source"] == str((run / "models" / name).resolve())
     compressed = ["lstm-int8", "lstm-onnx", "static-int8", "static-onnx"]
     assert sorted(p.stem for p in (run / "evaluations").glob("*.json")) == sorted(["baseline", "lstm", "small", "static", "teacher", *compressed])
+    assert sorted(probed) == sorted(p.stem for p in (run / "evaluations").glob("*.json"))
+    assert all(json.loads(p.read_text())["peak_rss_mb"] == 123.5 for p in (run / "evaluations").glob("*.json"))
     fp32 = json.loads((run / "evaluations" / "static-onnx.json").read_text())
     assert fp32["macro_f1"] == pytest.approx(json.loads((run / "evaluations" / "static.json").read_text())["macro_f1"], abs=0.01)
     report = (run / "report" / "report.md").read_text()

@@ -311,7 +311,9 @@ def test_min_steps_adds_epochs_on_a_small_set_only(data):
 
     texts, labels = data["train"]
     steps_per_epoch = -(-len(texts) // 16)
-    floor = train(data, epochs=1, training={"batch_size": 16, "min_steps": 3 * steps_per_epoch - 1, "early_stopping_patience": 9})
+    # Hashed vectors: the epoch count does not depend on the vectors, and MiniLM's (the default,
+    # exercised by the demo) take most of a minute to distil on a CPU.
+    floor = train(data, epochs=1, training={"batch_size": 16, "min_steps": 3 * steps_per_epoch - 1, "early_stopping_patience": 9}, embeddings="hash")
     assert [r["epoch"] for r in floor.history] == [1, 2, 3]
     assert planned_epochs(TrainingArguments(epochs=4, batch_size=16, min_steps=2 * steps_per_epoch), len(texts)) == 4  # enough already
     assert planned_epochs(TrainingArguments(epochs=1, batch_size=16, min_steps=0), len(texts)) == 1
@@ -323,9 +325,9 @@ def test_epochs_in_the_warm_up_do_not_count_against_patience(data, monkeypatch):
     monkeypatch.setattr(finetune, "validation_score", lambda model, validation: 0.5)  # never better after epoch 1
     steps_per_epoch = -(-len(data["train"][0]) // 16)
     # 10 epochs planned, the first 3 warming up: epochs 2 and 3 are not stale, 4 and 5 are.
-    model = train(data, epochs=1, training={"batch_size": 16, "min_steps": 10 * steps_per_epoch, "warmup_ratio": 0.3, "early_stopping_patience": 2})
+    model = train(data, epochs=1, training={"batch_size": 16, "min_steps": 10 * steps_per_epoch, "warmup_ratio": 0.3, "early_stopping_patience": 2}, embeddings="hash")
     assert [r["epoch"] for r in model.history] == [1, 2, 3, 4, 5]
-    no_warmup = train(data, epochs=1, training={"batch_size": 16, "min_steps": 10 * steps_per_epoch, "warmup_ratio": 0.0, "early_stopping_patience": 2})
+    no_warmup = train(data, epochs=1, training={"batch_size": 16, "min_steps": 10 * steps_per_epoch, "warmup_ratio": 0.0, "early_stopping_patience": 2}, embeddings="hash")
     assert [r["epoch"] for r in no_warmup.history] == [1, 2, 3]
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from cli_in_process import run_cli
 
 from textdistill.models import load_model
 from textdistill.models.transformer import EncoderConfig, TransformerClassifier
@@ -149,10 +148,9 @@ def test_teach_command_end_to_end(tiny_encoder_dir, tmp_path):
     data = tmp_path / "train.csv"
     data.write_text("text,label\n" + "".join(f"{t},{l[0]}\n" for t, l in zip(TEXTS * 2, LABELS * 2)), encoding="utf-8")
     out = tmp_path / "teacher"
-    command = [sys.executable, "-m", "textdistill", "teach", "--train", data, "--model", tiny_encoder_dir, "--method", "bitfit",
-               "--epochs", "1", "--batch-size", "8", "--max-length", "16", "--long-messages", "windows", "--stride", "7",
-               "--max-windows", "3", "--window-pooling", "mean_max", "--out", out, "--quiet"]
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=300)
+    args = ["teach", "--train", data, "--model", tiny_encoder_dir, "--method", "bitfit", "--epochs", "1", "--batch-size", "8",
+            "--max-length", "16", "--long-messages", "windows", "--stride", "7", "--max-windows", "3", "--window-pooling", "mean_max"]
+    result = run_cli(*args, "--out", out, "--quiet")
     assert result.returncode == 0, result.stderr
     assert "Saved teacher (bitfit" in result.stdout and "TF-IDF baseline" in result.stderr
     trained = json.loads((out / "manifest.json").read_text())["config"]
@@ -162,12 +160,11 @@ def test_teach_command_end_to_end(tiny_encoder_dir, tmp_path):
     reading = {"long_messages": "windows", "max_length": 16, "stride": 7, "max_windows": 3, "window_pooling": "mean_max"}
     assert {key: manifest["config"]["encoder"][key] for key in reading} == reading
     assert not (out / "checkpoint").exists()
-    evaluated = subprocess.run([sys.executable, "-m", "textdistill", "evaluate", str(out), "--data", str(data), "--json", str(tmp_path / "e.json"), "--no-cost", "--quiet"],
-                               capture_output=True, text=True, timeout=300)
+    evaluated = run_cli("evaluate", out, "--data", data, "--json", tmp_path / "e.json", "--no-cost", "--quiet")
     assert evaluated.returncode == 0, evaluated.stderr
     evaluation = json.loads((tmp_path / "e.json").read_text())
     assert evaluation["kind"] == "transformer" and evaluation["long_messages"] == reading
-    refused = subprocess.run([str(c) for c in command[:-1]] + ["--window-pooling", "median", "--quiet"], capture_output=True, text=True, timeout=300)
+    refused = run_cli(*args, "--window-pooling", "median", "--out", out, "--quiet")
     assert refused.returncode != 0 and "window_pooling is 'median'; choose one of: mean, max, mean_max" in refused.stderr
     assert "Traceback" not in refused.stderr
 
@@ -177,9 +174,9 @@ def test_label_command_writes_a_resumable_transfer_set(tiny_encoder_dir, tmp_pat
     teacher.save(tmp_path / "teacher")
     pool = tmp_path / "pool.csv"
     pool.write_text("text\n" + "".join(f"{t} {i}\n" for i, t in enumerate(TEXTS)), encoding="utf-8")
-    command = [sys.executable, "-m", "textdistill", "label", "--teacher", tmp_path / "teacher", "--texts", pool, "--out", tmp_path / "transfer",
-               "--augment", "mask,ngram", "--augment-factor", "2", "--shard-size", "16", "--quiet"]
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=300)
+    command = ["label", "--teacher", tmp_path / "teacher", "--texts", pool, "--out", tmp_path / "transfer",
+               "--augment", "mask,ngram", "--augment-factor", "2", "--shard-size", "16", "--quiet"]  # fmt: skip
+    result = run_cli(*command)
     assert result.returncode == 0, result.stderr
     assert "Transfer set:" in result.stdout and f"{len(TEXTS)} original" in result.stdout
     from textdistill.transfer import TransferSet
@@ -187,9 +184,9 @@ def test_label_command_writes_a_resumable_transfer_set(tiny_encoder_dir, tmp_pat
     transfer = TransferSet.load(tmp_path / "transfer")
     originals = [i for i, o in enumerate(transfer.origins) if o == "original"]
     np.testing.assert_allclose(transfer.logits[originals], teacher.decision_function([transfer.texts[i] for i in originals]), atol=1e-5)
-    again = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=300)  # finished: nothing to redo
+    again = run_cli(*command)  # finished: nothing to redo
     assert again.returncode == 0 and TransferSet.load(tmp_path / "transfer").ids == transfer.ids
-    changed = subprocess.run([str(c) for c in command[:-3]] + ["--augment-factor", "3", "--quiet"], capture_output=True, text=True, timeout=300)
+    changed = run_cli(*command[:-3], "--augment-factor", "3", "--quiet")
     assert changed.returncode == 2 and "Traceback" not in changed.stderr
 
 

@@ -6,13 +6,12 @@ BiLSTM and transformer students, early exit, ONNX fp32 and int8 copies, the serv
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from cli_in_process import run_cli
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
@@ -210,9 +209,14 @@ def test_early_exit_at_threshold_zero_is_the_teacher_and_evaluates(data, teacher
 
 
 # -- students, their ONNX copies and the service ----------------------------------------------------
+# The BiLSTM steps through each message's character n-grams one by one: 64 of them (of the default
+# 128) still beat the majority by far on every data set, in a third of the time.
 STUDENTS = {
     "static": ({"embeddings": "hash", "dim": 32, "hash_buckets": 4096, "bigram_buckets": 2048}, {"epochs": 20, "learning_rate": 2e-2}),
-    "bilstm": ({"embeddings": "hash", "dim": 16, "hidden": 16, "mlp": 16, "hash_buckets": 4096}, {"epochs": 12, "learning_rate": 2e-2, "head_learning_rate": 2e-2}),
+    "bilstm": (
+        {"embeddings": "hash", "dim": 16, "hidden": 16, "mlp": 16, "hash_buckets": 4096, "max_tokens": 64},
+        {"epochs": 12, "learning_rate": 2e-2, "head_learning_rate": 2e-2},
+    ),
     "transformer": ({"max_length": 24}, {"epochs": 4, "batch_size": 16, "learning_rate": 3e-3, "head_learning_rate": 1e-2}),
 }
 
@@ -298,10 +302,6 @@ def test_the_positive_class_is_the_given_or_the_rarer_label_and_nothing_else():
         choose_positive_label(LabelSpace(("a", "b"), multi_label=True), [("a",)], "a")
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "textdistill", *map(str, args)], capture_output=True, text=True, timeout=300)
-
-
 def test_evaluate_and_report_show_the_positive_class_and_refuse_an_unknown_one(tmp_path):
     import csv
 
@@ -309,13 +309,13 @@ def test_evaluate_and_report_show_the_positive_class_and_refuse_an_unknown_one(t
     for part, messages in (("train", two.train), ("test", two.test)):
         with (tmp_path / f"{part}.csv").open("w", newline="", encoding="utf-8") as handle:
             csv.writer(handle).writerows([("text", "label"), *((t, labels[0]) for t, labels in zip(messages.texts, messages.labels))])
-    assert cli("baseline", "--train", tmp_path / "train.csv", "--out", tmp_path / "model", "--quiet").returncode == 0
+    assert run_cli("baseline", "--train", tmp_path / "train.csv", "--out", tmp_path / "model", "--quiet").returncode == 0
     evaluate = ("evaluate", tmp_path / "model", "--data", tmp_path / "test.csv", "--no-cost", "--quiet")
-    done = cli(*evaluate, "--json", tmp_path / "spam.json")
+    done = run_cli(*evaluate, "--json", tmp_path / "spam.json")
     assert done.returncode == 0, done.stderr
     spam = json.loads((tmp_path / "spam.json").read_text())
     assert spam["positive_class"]["label"] == "spam" and f"positive class 'spam': precision {spam['positive_class']['precision']:.4f}" in done.stdout
-    refused = cli(*evaluate, "--json", tmp_path / "x.json", "--positive-label", "junk")
+    refused = run_cli(*evaluate, "--json", tmp_path / "x.json", "--positive-label", "junk")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr and not (tmp_path / "x.json").exists()
     assert "positive label 'junk' is not a label of this model; its labels are: 'ham', 'spam'" in refused.stderr
 
