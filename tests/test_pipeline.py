@@ -140,7 +140,8 @@ def test_teacher_transfer_and_distill_stages(sample_data, tiny_encoder_dir, tmp_
     for name, kind in (("static", "static"), ("lstm", "bilstm"), ("small", "transformer")):
         manifest = json.loads((run / "models" / name / "manifest.json").read_text())
         assert manifest["kind"] == kind and manifest["labels"] == teacher["labels"]
-        assert manifest["config"]["distillation"]["n_messages"] == transfer["counts"]["written"]
+        # repeated texts (short chats) and validation texts are left out of distillation once each
+        assert 0.98 * transfer["counts"]["written"] <= manifest["config"]["distillation"]["n_messages"] <= transfer["counts"]["written"]
         assert manifest["config"]["data"]["text_columns"] == ["subject", "body"]
     for name in ("static", "lstm"):
         for suffix, precision in (("onnx", "fp32"), ("int8", "int8")):
