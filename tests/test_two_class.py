@@ -252,7 +252,9 @@ def test_onnx_fp32_and_int8_copies_match_the_student(data, student_dir, tmp_path
     source = load_model(student_dir).predict_proba(data.test.texts)
     fp32 = compress_model(student_dir, tmp_path / "fp32")
     np.testing.assert_allclose(fp32.predict_proba(data.test.texts), source, atol=1e-4)
-    int8 = compress_model(student_dir, tmp_path / "int8", int8=True).predict_proba(data.test.texts)
+    # The copy's own refusal bound matches this test's: a tiny BiLSTM's quantized gates can move a probe
+    # probability by 0.03 on some CPUs (0.0303 in CI), which the default tolerance refuses.
+    int8 = compress_model(student_dir, tmp_path / "int8", int8=True, int8_tolerance=0.05).predict_proba(data.test.texts)
     assert np.abs(int8 - source).max() < 0.05
     assert_evaluates(data, tmp_path / "int8")
 
