@@ -18,7 +18,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 
 from textdistill.data.sample import SampleDataset, write_sample_dataset
 
-FILES = ("train", "test", "unannotated")
+FILES = ("train", "test", "unannotated", "validation")
 
 
 def read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -46,6 +46,14 @@ def test_same_seed_same_files_and_no_global_random_state(tmp_path: Path) -> None
     assert first.labels == second.labels
 
 
+def test_validation_size_leaves_the_other_files_unchanged(tmp_path: Path) -> None:
+    small = write_sample_dataset(tmp_path / "a", seed=3, n_train=100, n_test=40, n_unannotated=30, n_validation=10)
+    large = write_sample_dataset(tmp_path / "b", seed=3, n_train=100, n_test=40, n_unannotated=30, n_validation=60)
+    for name in ("train", "test", "unannotated"):
+        assert getattr(small, name).read_bytes() == getattr(large, name).read_bytes(), name
+    assert len(read_rows(large.validation)[1]) == 60
+
+
 def test_other_seed_other_messages(tmp_path: Path) -> None:
     a = write_sample_dataset(tmp_path / "a", seed=0, n_train=200, n_test=50, n_unannotated=50)
     b = write_sample_dataset(tmp_path / "b", seed=1, n_train=200, n_test=50, n_unannotated=50)
@@ -59,6 +67,7 @@ def test_files_columns_and_sizes(sample: SampleDataset) -> None:
         "train": (["id", "subject", "body", "labels"], 1200),
         "test": (["id", "subject", "body", "labels"], 400),
         "unannotated": (["id", "subject", "body"], 800),
+        "validation": (["id", "subject", "body", "labels"], 200),
     }
     for name, (columns, n) in expected.items():
         path = getattr(sample, name)
@@ -70,13 +79,13 @@ def test_files_columns_and_sizes(sample: SampleDataset) -> None:
 
 
 def test_custom_sizes(tmp_path: Path) -> None:
-    ds = write_sample_dataset(tmp_path, n_train=30, n_test=10, n_unannotated=5)
-    assert [len(read_rows(getattr(ds, name))[1]) for name in FILES] == [30, 10, 5]
+    ds = write_sample_dataset(tmp_path, n_train=30, n_test=10, n_unannotated=5, n_validation=7)
+    assert [len(read_rows(getattr(ds, name))[1]) for name in FILES] == [30, 10, 5, 7]
 
 
 def test_ids_unique_across_files(sample: SampleDataset) -> None:
     ids = [row["id"] for name in FILES for row in read_rows(getattr(sample, name))[1]]
-    assert len(ids) == len(set(ids)) == 2400
+    assert len(ids) == len(set(ids)) == 2600
     assert all(re.fullmatch(r"msg-\d{6}", i) for i in ids)
 
 
@@ -172,7 +181,7 @@ def test_annotated_messages_miss_some_phrasings_that_the_others_use(sample: Samp
     held_out = {phrase.lower() for phrase in held_out}
     texts = {name: " ".join(r["subject"] + " " + r["body"] for r in read_rows(getattr(sample, name))[1]).lower() for name in FILES}
     assert not [phrase for phrase in held_out if phrase in texts["train"]]
-    for name in ("test", "unannotated"):
+    for name in ("test", "unannotated", "validation"):
         assert sum(phrase in texts[name] for phrase in held_out) >= 0.5 * len(held_out), name
 
 
@@ -197,5 +206,5 @@ def test_later_messages_use_words_the_annotated_ones_never_do(sample: SampleData
     # synonyms whose every word is absent from the annotated messages: only later traffic has them
     new_words = {w for synonym in SYNONYMS.values() for w in re.findall(r"[a-z]+", synonym) if not words["train"][w]}
     assert len(new_words) >= 15
-    for name in ("test", "unannotated"):
+    for name in ("test", "unannotated", "validation"):
         assert sum(bool(words[name][w]) for w in new_words) >= 0.7 * len(new_words), name

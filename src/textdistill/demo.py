@@ -21,7 +21,9 @@ seed = 0
 train = "data/train.csv"
 test = "data/test.csv"
 unannotated = "data/unannotated.csv"
-validation_fraction = 0.15
+# a small annotated sample of recent messages: early stopping and the weak-teacher check judge
+# the words and phrasings that the older annotated file misses
+validation = "data/validation.csv"
 text_columns = ["subject", "body"]
 id_column = "id"
 labels_column = "labels"

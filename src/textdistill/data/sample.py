@@ -69,6 +69,7 @@ class SampleDataset:
     test: Path
     unannotated: Path
     labels: tuple[str, ...]
+    validation: Path
 
 
 @dataclass(frozen=True)
@@ -600,19 +601,25 @@ def write_sample_dataset(
     n_train: int = 1200,
     n_test: int = 400,
     n_unannotated: int = 800,
+    n_validation: int = 200,
 ) -> SampleDataset:
-    """Write ``train.csv``, ``test.csv`` and ``unannotated.csv`` to ``directory``.
+    """Write ``train.csv``, ``test.csv``, ``unannotated.csv`` and ``validation.csv`` to ``directory``.
 
-    Train and test have columns ``id,subject,body,labels`` (labels joined by ``;``);
-    the unannotated pool has ``id,subject,body``. Ids (``msg-000123``) are unique across the
-    three files. The same seed always writes the same files.
+    Train, test and validation have columns ``id,subject,body,labels`` (labels joined by ``;``);
+    the unannotated pool has ``id,subject,body``. The validation file is a small annotated
+    sample of recent traffic (all phrasings and later words, like test and unannotated): the
+    practice of validating on what the model will see, so that early stopping and the
+    weak-teacher check judge the shift the annotated file misses. Ids (``msg-000123``) are
+    unique across the files. The same seed always writes the same files; the validation file
+    is drawn last, so the other three do not depend on its size.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    paths = {name: directory / f"{name}.csv" for name in ("train", "test", "unannotated")}
+    names = ("train", "test", "unannotated", "validation")
+    paths = {name: directory / f"{name}.csv" for name in names}
     next_id = 0
-    for name, n in (("train", n_train), ("test", n_test), ("unannotated", n_unannotated)):
+    for name, n in zip(names, (n_train, n_test, n_unannotated, n_validation), strict=True):
         rows = []
         intents = INTENTS if name != "train" else ANNOTATED_INTENTS
         for label_set in _label_sets(n, rng):
@@ -625,7 +632,7 @@ def write_sample_dataset(
             rows.append(row)
             next_id += 1
         _write_csv(paths[name], rows, with_labels=name != "unannotated")
-    return SampleDataset(paths["train"], paths["test"], paths["unannotated"], tuple(sorted(INTENTS)))
+    return SampleDataset(paths["train"], paths["test"], paths["unannotated"], tuple(sorted(INTENTS)), paths["validation"])
 
 
 def _label_sets(n: int, rng: random.Random) -> list[tuple[str, ...]]:
