@@ -754,10 +754,10 @@ def evaluate(
         positive_label=positive_label,
     )
     write_evaluation(result, json_path)
-    accuracy = "—" if result["accuracy"] is None else f"{result['accuracy']:.4f}"
+    accuracy = "" if result["accuracy"] is None else f"accuracy {result['accuracy']:.4f}, "  # none for multi-label
     positive = result["positive_class"]
     typer.echo(
-        f"{result['name']}: accuracy {accuracy}, micro-F1 {result['micro_f1']:.4f}, macro-F1 {result['macro_f1']:.4f}"
+        f"{result['name']}: {accuracy}micro-F1 {result['micro_f1']:.4f}, macro-F1 {result['macro_f1']:.4f}"
         + (
             f", positive class {positive['label']!r}: precision {positive['precision']:.4f}, "
             f"recall {positive['recall']:.4f}, F1 {positive['f1']:.4f}"
@@ -797,14 +797,14 @@ def report(
 
 @app.command(epilog=_examples("textdistill sample --out data/"))
 def sample(
-    out: Annotated[Path, typer.Option(help="Directory for train.csv, test.csv and unannotated.csv.")],
+    out: Annotated[Path, typer.Option(help="Directory for train.csv, test.csv, unannotated.csv and validation.csv.")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Write the built-in sample dataset of customer-service emails."""
     from textdistill.data.sample import write_sample_dataset
 
     dataset = write_sample_dataset(out, seed=seed)
-    typer.echo(f"Wrote {dataset.train}, {dataset.test} and {dataset.unannotated} ({len(dataset.labels)} labels)")
+    typer.echo(f"Wrote {dataset.train}, {dataset.test}, {dataset.unannotated} and {dataset.validation} ({len(dataset.labels)} labels)")
 
 
 Host = Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")]

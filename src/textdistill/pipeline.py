@@ -33,7 +33,7 @@ from textdistill.data.messages import DataSpec, MessageSet, describe_cleaning, f
 from textdistill.data.split import train_validation_split
 from textdistill.distill.recipe import StudentSpec
 from textdistill.errors import DataError, TextdistillError
-from textdistill.evaluate.evaluation import CostSettings, evaluate_model, write_evaluation
+from textdistill.evaluate.evaluation import CostSettings, evaluate_model, quality_summary, write_evaluation
 from textdistill.evaluate.report import build_report, collect_evaluations
 from textdistill.models.baseline import BaselineConfig
 from textdistill.models.encoder_config import EncoderConfig
@@ -408,8 +408,7 @@ class Pipeline:
                 positive_label=self.config.positive_label,
             )
             path = write_evaluation(result, self.state.run_dir / "evaluations" / f"{model_dir.name}.json")
-            accuracy = "—" if result["accuracy"] is None else f"{result['accuracy']:.3f}"
-            console.print(f"{model_dir.name}: accuracy {accuracy}, macro-F1 {result['macro_f1']:.3f} -> {path}")
+            console.print(f"{model_dir.name}: {quality_summary(result)} -> {path}")
 
     def stage_report(self) -> None:
         evaluations = collect_evaluations([self.state.run_dir])

@@ -182,6 +182,19 @@ def headline_metric(multi_label: bool, positive_label: str | None) -> str:
     return "micro_f1" if multi_label else "positive_f1" if positive_label is not None else "accuracy"
 
 
+def quality_summary(result: dict, digits: int = 3) -> str:
+    """One line for the console: the headline metric first (accuracy is left out where it does
+    not apply, for multi-label data), then macro-F1."""
+    positive = result.get("positive_class")
+    if positive:
+        first = f"positive class {positive['label']!r} F1 {positive['f1']:.{digits}f}"
+    elif result.get("accuracy") is None:
+        first = f"micro-F1 {result['micro_f1']:.{digits}f}"
+    else:
+        first = f"accuracy {result['accuracy']:.{digits}f}"
+    return f"{first}, macro-F1 {result['macro_f1']:.{digits}f}"
+
+
 def per_message_counts(space, true_sets, pred_sets, positive_label: str | None) -> dict:
     """What the report's bootstrap intervals resample: for accuracy, each test message's ``correct``
     flag (a string of 0/1); for micro-F1 and positive-class F1, each message's ``tp``, ``fp`` and
