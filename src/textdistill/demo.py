@@ -50,10 +50,11 @@ embeddings = "teacher"  # Model2Vec-style vectors distilled from the teacher's o
 [[students]]
 name = "bilstm"
 kind = "bilstm"
-# smaller than Tang et al.'s 300 x 300 so that it trains in about a minute here
+# smaller than Tang et al.'s 300 x 300, and a learning rate three times the default, so that
+# six epochs on the sample reach the teacher (1e-3 left it at 89 % of the teacher after six)
 dim = 128
 hidden = 128
-training = {{ epochs = 6 }}
+training = {{ epochs = 6, learning_rate = 3e-3, head_learning_rate = 3e-3 }}
 
 [compress]
 # int8 ONNX copies of both students (models/static-int8, models/bilstm-int8), evaluated beside them
