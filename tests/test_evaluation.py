@@ -191,9 +191,9 @@ def test_models_without_a_baseline_check_have_none(model_dir, tmp_path):
 def test_console_summary_leads_with_the_headline_metric() -> None:
     from textdistill.evaluate.evaluation import quality_summary
 
-    multi = {"accuracy": None, "micro_f1": 0.8812, "macro_f1": 0.8588, "positive_class": None}
+    multi = {"multi_label": True, "accuracy": None, "micro_f1": 0.8812, "macro_f1": 0.8588, "positive_class": None}
     assert quality_summary(multi) == "micro-F1 0.881, macro-F1 0.859"
-    single = {"accuracy": 0.9, "micro_f1": 0.9, "macro_f1": 0.85, "positive_class": None}
+    single = {"multi_label": False, "accuracy": 0.9, "micro_f1": 0.9, "macro_f1": 0.85, "positive_class": None}
     assert quality_summary(single, digits=2) == "accuracy 0.90, macro-F1 0.85"
     two = {**single, "positive_class": {"label": "spam", "precision": 0.8, "recall": 0.7, "f1": 0.7467}}
     assert quality_summary(two) == "positive class 'spam' F1 0.747, macro-F1 0.850"

@@ -15,7 +15,8 @@ baseline does well but not perfectly. The annotated file stands for a sample col
 early: it uses only part of each intent's phrasings and none of the words later customers use
 instead (``SYNONYMS``: "package" for "parcel", "terminate" for "cancel"), which the unannotated
 and test messages use. A pretrained teacher knows those words mean the same, TF-IDF cannot;
-students learn them from the teacher's soft targets on the unannotated messages. About a
+students learn them from the teacher's soft targets on the unannotated messages. A small
+annotated validation file is written like the later messages, as one validates on recent traffic. About a
 fifth of the messages carry a signature block, a phone app footer, a quoted reply chain or a
 forwarded earlier email about another intent, for the ``clean_email`` option to remove. All names, numbers and addresses are fictional; phone
 numbers come from the ranges reserved for drama and email domains end in ``.example``.

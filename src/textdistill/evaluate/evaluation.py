@@ -186,12 +186,11 @@ def quality_summary(result: dict, digits: int = 3) -> str:
     """One line for the console: the headline metric first (accuracy is left out where it does
     not apply, for multi-label data), then macro-F1."""
     positive = result.get("positive_class")
-    if positive:
+    metric = headline_metric(bool(result.get("multi_label")), positive["label"] if positive else None)
+    if metric == "positive_f1":
         first = f"positive class {positive['label']!r} F1 {positive['f1']:.{digits}f}"
-    elif result.get("accuracy") is None:
-        first = f"micro-F1 {result['micro_f1']:.{digits}f}"
     else:
-        first = f"accuracy {result['accuracy']:.{digits}f}"
+        first = f"{'micro-F1' if metric == 'micro_f1' else 'accuracy'} {result[metric]:.{digits}f}"
     return f"{first}, macro-F1 {result['macro_f1']:.{digits}f}"
 
 
