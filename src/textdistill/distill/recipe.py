@@ -23,6 +23,7 @@ from textdistill.distill.teachers import combine, ensemble_logits, label_columns
 from textdistill.errors import TextdistillError
 from textdistill.models.base import MANIFEST_FILE, TextClassifier
 from textdistill.models.manifest import Manifest, data_fingerprint
+from textdistill.models.thresholds import check_threshold_mode
 from textdistill.training.arguments import TrainingArguments
 from textdistill.transfer.store import TransferSet
 
@@ -173,7 +174,7 @@ def distill(
     train: MessageSet | None = None,
     validation: MessageSet | None = None,
     teacher_weights: Sequence[float] | None = None,
-    threshold_mode: str = "global",
+    threshold_mode: str = "auto",
     spec_data: Mapping[str, Any] | None = None,
 ) -> TextClassifier:
     """Distil one student from the teachers' soft targets on one or more transfer sets and save
@@ -186,6 +187,7 @@ def distill(
 
     if not teachers:
         raise TextdistillError("give at least one teacher (--teacher DIR)")
+    check_threshold_mode(threshold_mode)  # before training, not after it
     out_dir = Path(out_dir)
     started = time.perf_counter()
     student = make_student(spec, teachers[0], out_dir)
