@@ -49,6 +49,12 @@ def default_losses(kind: str, multi_label: bool) -> list[dict[str, Any]]:
     return (MULTI_LABEL_LOSSES.get(kind) if multi_label else None) or DEFAULT_LOSSES[kind]
 
 
+def with_label_loss(losses: list[dict[str, Any]], multi_label_loss: str) -> list[dict[str, Any]]:
+    """The loss terms with each ``ce`` term on the student's multi-label loss (its training
+    argument ``multi_label_loss``) unless the term names its own."""
+    return [{"multi_label_loss": multi_label_loss, **term} if term["name"] == "ce" else term for term in losses]
+
+
 @dataclass
 class StudentSpec:
     """One student to distil: its kind, its own settings, losses and training arguments
@@ -198,6 +204,8 @@ def distill(
     data = distillation_data(teachers, transfer_dirs, train, validation, teacher_weights)
     student.label_space = teacher_manifest.label_space
     losses = spec.losses if spec.losses is not None else default_losses(spec.kind, student.label_space.multi_label)
+    if student.label_space.multi_label:
+        losses = with_label_loss(losses, student.training.multi_label_loss)
     needs_teacher = any(term["name"] in STATE_LOSSES for term in losses)
     teacher = None
     if needs_teacher:
