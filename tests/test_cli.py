@@ -51,6 +51,20 @@ def test_baseline_evaluate_report_on_real_files(sample_data, tmp_path):
     assert reported.returncode == 0 and (tmp_path / "report" / "report.html").exists()
 
 
+def test_baseline_multi_label_options_reach_the_manifest_and_bad_ones_are_refused(sample_data, tmp_path):
+    columns = ["--text-column", "subject", "--text-column", "body", "--id-column", "id", "--quiet"]
+    model = tmp_path / "baseline"
+    trained = cli("baseline", "--train", sample_data.train, "--out", model, "--threshold-mode", "auto", "--multi-label-loss", "balanced", *columns)
+    assert trained.returncode == 0, trained.stderr
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["threshold_mode"] == "auto" and manifest["config"]["baseline"]["multi_label_loss"] == "balanced"
+    assert set(manifest["own_thresholds"]) < set(manifest["labels"])
+    for option, value, message in (("--multi-label-loss", "focal", "'focal' is not available for the TF-IDF baseline"), ("--threshold-mode", "best", "threshold mode 'best' is unknown")):
+        refused = cli("baseline", "--train", sample_data.train, "--out", tmp_path / value, option, value, *columns)
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / value / "manifest.json").exists()
+
+
 def test_label_distill_evaluate_with_a_baseline_teacher(sample_data, tmp_path):
     columns = ["--text-column", "subject", "--text-column", "body", "--id-column", "id"]
     teacher = tmp_path / "teacher"

@@ -335,7 +335,7 @@ def test_a_multi_label_students_label_loss_and_thresholds_are_recorded(tmp_path)
     n = len(texts)
     held_out = MessageSet(texts[80:], [f"v{i}" for i in range(80, n)], list(label_sets[80:]), list(range(80, n)), "synthetic", None)
     spec = StudentSpec("static", {"embeddings": "hash", "dim": 16, "hash_buckets": 1024}, None, {"epochs": 1, "multi_label_loss": "balanced"})
-    distill(spec, teachers=[teacher], transfer_dirs=[tmp_path / "transfer"], out_dir=tmp_path / "student", validation=held_out)
+    distill(spec, teachers=[teacher], transfer_dirs=[tmp_path / "transfer"], out_dir=tmp_path / "student", validation=held_out, threshold_mode="auto")
     manifest = Manifest.read(tmp_path / "student" / "manifest.json")
     assert {"name": "ce", "weight": 0.3, "multi_label_loss": "balanced"} in manifest.config["distillation"]["losses"]
     assert manifest.config["training"]["arguments"]["multi_label_loss"] == "balanced"

@@ -49,6 +49,8 @@ def test_auto_gives_a_label_with_enough_positives_its_own_threshold_and_keeps_th
     assert own_threshold_labels(y, "auto").tolist() == [True, True, False]
     assert own_threshold_labels(y, "per_label").tolist() == [True, True, True]
     assert own_threshold_labels(y, "global").tolist() == [False, False, False]
+    assert own_threshold_labels(y, "auto", min_positives=2).tolist() == [True, True, True]
+    assert tune_thresholds(y, proba, "auto", min_positives=2)[2] == tune_thresholds(y, proba, "per_label")[2]
 
 
 def test_an_unknown_threshold_mode_names_the_modes():
@@ -71,7 +73,7 @@ def test_a_parents_threshold_is_tuned_for_the_messages_its_child_leaves_to_it():
 def test_auto_thresholds_and_the_labels_that_got_their_own_are_saved_and_reloaded(sample_data, tmp_path):
     spec = DataSpec(text_columns=("subject", "body"), id_column="id")
     train, val = train_validation_split(load_messages(sample_data.train, spec), 0.2, seed=0)
-    model = TfidfBaseline().fit(train.texts, train.labels, multi_label=True, hierarchy_sep=" > ", validation=(val.texts, val.labels))
+    model = TfidfBaseline().fit(train.texts, train.labels, multi_label=True, hierarchy_sep=" > ", validation=(val.texts, val.labels), threshold_mode="auto")
     positives = model.label_space.encode(val.labels).sum(axis=0)
     expected = [label for label, n in zip(model.label_space.labels, positives) if n >= MIN_OWN_POSITIVES]
     assert model.threshold_mode == "auto" and model.own_thresholds == expected

@@ -96,7 +96,7 @@ class RunConfig:
     data: DataConfig
     stages: tuple[str, ...] = STAGE_ORDER
     seed: int = 0
-    threshold_mode: str = "auto"
+    threshold_mode: str = "global"
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     teacher: EncoderConfig = field(default_factory=EncoderConfig)
     teacher_training: TrainingArguments = field(default_factory=TrainingArguments)
@@ -145,7 +145,7 @@ class RunConfig:
             raise ValueError("stage 'compress' has nothing to compress: name models in [compress] models = [...] or add [[students]] tables")
         spec = DataSpec.from_dict(data)
         _check_label_columns(spec, data)
-        threshold_mode = run.get("threshold_mode", "auto")
+        threshold_mode = run.get("threshold_mode", "global")
         if threshold_mode not in THRESHOLD_MODES:
             raise ValueError(f"[run] threshold_mode = {threshold_mode!r} is unknown; choose one of: {', '.join(THRESHOLD_MODES)}")
         return cls(

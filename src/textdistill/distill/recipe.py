@@ -180,7 +180,7 @@ def distill(
     train: MessageSet | None = None,
     validation: MessageSet | None = None,
     teacher_weights: Sequence[float] | None = None,
-    threshold_mode: str = "auto",
+    threshold_mode: str = "global",
     spec_data: Mapping[str, Any] | None = None,
 ) -> TextClassifier:
     """Distil one student from the teachers' soft targets on one or more transfer sets and save

@@ -61,7 +61,7 @@ class TextClassifier(ABC):
     def __init__(self) -> None:
         self.label_space: LabelSpace | None = None
         self.thresholds: np.ndarray | None = None
-        self.threshold_mode: ThresholdMode = "auto"
+        self.threshold_mode: ThresholdMode = "global"
         self.own_thresholds: list[str] | None = None  # labels tuned on their own (see models.thresholds)
         self.manifest: Manifest | None = None
 
@@ -74,7 +74,7 @@ class TextClassifier(ABC):
         multi_label: bool,
         hierarchy_sep: str | None = None,
         validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None = None,
-        threshold_mode: ThresholdMode = "auto",
+        threshold_mode: ThresholdMode = "global",
     ) -> Self:
         """Train on texts and their label sets (single-label: one label per set).
 
@@ -95,7 +95,7 @@ class TextClassifier(ABC):
         return self
 
     def tune_thresholds(
-        self, validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None, threshold_mode: ThresholdMode = "auto"
+        self, validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None, threshold_mode: ThresholdMode = "global"
     ) -> None:
         """Multi-label decision thresholds from validation data (0.5 without), and which labels got
         their own; nothing for single-label."""

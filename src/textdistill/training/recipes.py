@@ -19,7 +19,7 @@ def fit_and_save(
     directory: str | Path,
     *,
     spec: DataSpec,
-    threshold_mode: str = "auto",
+    threshold_mode: str = "global",
     metrics: dict | None = None,
 ) -> Path:
     """Fit on ``train`` and save with a manifest that records the data settings and the
@@ -28,7 +28,7 @@ def fit_and_save(
     return save_trained(model, directory, train, spec, metrics)
 
 
-def fit_messages(model: TextClassifier, train: MessageSet, validation: MessageSet, threshold_mode: str = "auto") -> TextClassifier:
+def fit_messages(model: TextClassifier, train: MessageSet, validation: MessageSet, threshold_mode: str = "global") -> TextClassifier:
     """Fit on annotated messages; validation serves early stopping and multi-label thresholds."""
     return model.fit(
         train.texts,
@@ -53,13 +53,13 @@ def save_trained(model: TextClassifier, directory: str | Path, train: MessageSet
     )
 
 
-def train_baseline(config: BaselineConfig, train: MessageSet, validation: MessageSet, directory: str | Path, *, spec: DataSpec, threshold_mode: str = "auto") -> TfidfBaseline:
+def train_baseline(config: BaselineConfig, train: MessageSet, validation: MessageSet, directory: str | Path, *, spec: DataSpec, threshold_mode: str = "global") -> TfidfBaseline:
     model = TfidfBaseline(config)
     fit_and_save(model, train, validation, directory, spec=spec, threshold_mode=threshold_mode)
     return model
 
 
-def train_teacher(teacher, train: MessageSet, validation: MessageSet, directory: str | Path, *, spec: DataSpec, threshold_mode: str = "auto"):
+def train_teacher(teacher, train: MessageSet, validation: MessageSet, directory: str | Path, *, spec: DataSpec, threshold_mode: str = "global"):
     """Fine-tune, compare with the TF-IDF baseline on validation (warning when not better),
     save, and drop the checkpoint that made an interrupted run resumable."""
     from textdistill.training.compare import compare_with_baseline
