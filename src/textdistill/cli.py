@@ -497,7 +497,7 @@ def distill(
     head_lr: Annotated[float | None, typer.Option(help="Learning rate of the student's head.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split, the initialisation and the batch order.")] = 0,
     threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global, auto (per label where it has enough validation examples) or per_label.")] = "global",
-    multi_label_loss: Annotated[str | None, typer.Option(help="Multi-label label loss: bce, focal or balanced (default: bce).")] = None,
+    multi_label_loss: Annotated[str | None, typer.Option(help="Multi-label: the ce term's label loss, bce, focal or balanced (default: bce).")] = None,
     text_column: TextColumns = None,
     id_column: IdColumn = None,
     clean_email: CleanEmailAsTrained = None,

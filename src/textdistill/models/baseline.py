@@ -3,8 +3,9 @@
 Word 1-2 grams and character 2-5 grams (within word boundaries), sublinear TF, L2 norm;
 multinomial logistic regression for single-label, one binary logistic regression per label
 for multi-label (``multi_label_loss = "balanced"`` weighs each label's positives by
-:func:`~textdistill.models.class_balance.positive_weights`). After training, prediction needs only the vocabularies, the idf vectors and
-one weight matrix, which is exactly what is saved: JSON and safetensors, no pickles.
+:func:`~textdistill.models.class_balance.positive_weights`). After training, prediction needs
+only the vocabularies, the idf vectors and one weight matrix, which is exactly what is saved:
+JSON and safetensors, no pickles.
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ from textdistill.errors import TextdistillError
 ThresholdMode = Literal["auto", "global", "per_label"]
 THRESHOLD_MODES: tuple[str, ...] = ("auto", "global", "per_label")
 # A label's F1 on k validation positives moves in steps of about 1/k: on fewer than 5, one or
-# two messages choose its threshold, and the global one (tuned on every label's examples) is the
-# better guess.
+# two messages would choose its threshold, where the global one is tuned on every label's
+# examples. Measured, other minimums (2 to 20) only move auto between per_label and global.
 MIN_OWN_POSITIVES = 5
 
 _GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
