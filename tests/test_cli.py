@@ -136,6 +136,20 @@ def test_run_ends_with_the_results_table_and_the_report_path_once(sample_data, t
     assert row.split()[:3] == ["baseline", "baseline", f"{baseline['micro_f1']:.3f}"]
 
 
+def test_baseline_multi_label_options_reach_the_manifest_and_bad_ones_are_refused(sample_data, tmp_path):
+    columns = ["--text-column", "subject", "--text-column", "body", "--id-column", "id", "--quiet"]
+    model = tmp_path / "baseline"
+    trained = cli("baseline", "--train", sample_data.train, "--out", model, "--threshold-mode", "auto", "--multi-label-loss", "balanced", *columns)
+    assert trained.returncode == 0, trained.stderr
+    manifest = json.loads((model / "manifest.json").read_text())
+    assert manifest["threshold_mode"] == "auto" and manifest["config"]["baseline"]["multi_label_loss"] == "balanced"
+    assert set(manifest["own_thresholds"]) < set(manifest["labels"])
+    for option, value, message in (("--multi-label-loss", "focal", "'focal' is not available for the TF-IDF baseline"), ("--threshold-mode", "best", "threshold mode 'best' is unknown")):
+        refused = cli("baseline", "--train", sample_data.train, "--out", tmp_path / value, option, value, *columns)
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / value / "manifest.json").exists()
+
+
 def test_label_distill_evaluate_with_a_baseline_teacher(sample_data, tmp_path):
     columns = ["--text-column", "subject", "--text-column", "body", "--id-column", "id"]
     teacher = tmp_path / "teacher"
@@ -169,7 +183,8 @@ def test_label_distill_evaluate_with_a_baseline_teacher(sample_data, tmp_path):
     assert "Saved static student" in distilled.stdout
     manifest = json.loads((student / "manifest.json").read_text())
     assert manifest["config"]["distillation"]["transfer"] == [str((tmp_path / name).resolve()) for name in ("transfer", "more")]
-    assert manifest["config"]["distillation"]["losses"] == [{"name": "kd", "weight": 0.5, "temperature": 2}, {"name": "ce", "weight": 0.5}]
+    # the sample is multi-label: the ce term records the label loss it used
+    assert manifest["config"]["distillation"]["losses"] == [{"name": "kd", "weight": 0.5, "temperature": 2}, {"multi_label_loss": "bce", "name": "ce", "weight": 0.5}]
     out = tmp_path / "eval.json"
     evaluated = cli("evaluate", student, "--data", sample_data.test, "--json", out, "--threads", "1", "--no-cost", "--quiet")
     assert evaluated.returncode == 0, evaluated.stderr

@@ -49,3 +49,11 @@ def test_a_data_error_while_running_a_config_points_to_its_keys(tmp_path, data_l
     assert error.file == str(tmp_path / "train.csv")
     assert key in error.hint and error.hint.endswith(f"(in {config})")
     assert not re.search(r"--[a-z]", error.hint), error.hint
+
+
+def test_an_unknown_threshold_mode_is_refused_when_the_config_is_read(tmp_path):
+    config = write_config(tmp_path, "")
+    config.write_text(config.read_text().replace("[run]\n", '[run]\nthreshold_mode = "per-label"\n'), encoding="utf-8")
+    with pytest.raises(TextdistillError, match=r"\[run\] threshold_mode = 'per-label' is unknown; choose one of: auto, global, per_label"):
+        RunConfig.from_toml(config)
+    assert RunConfig.from_toml(write_config(tmp_path, "")).threshold_mode == "global"  # the default

@@ -15,6 +15,7 @@ from textdistill.distill.recipe import StudentSpec, distill, distillation_data
 from textdistill.distill.teachers import combine
 from textdistill.errors import TextdistillError
 from textdistill.models import TfidfBaseline, load_model
+from textdistill.models.thresholds import MIN_OWN_POSITIVES
 from textdistill.models.transformer import EncoderConfig, TransformerClassifier
 from textdistill.training.arguments import TrainingArguments
 from textdistill.transfer import label_messages
@@ -322,3 +323,22 @@ def test_command_line_loss_terms_and_settings_parse_to_typed_values():
         parse_setting("dim")
     with pytest.raises(TextdistillError, match="not a number"):
         parse_loss_term("kd:heavy")
+
+
+def test_a_multi_label_students_label_loss_and_thresholds_are_recorded(tmp_path):
+    from textdistill.models.manifest import Manifest
+
+    rows = synthetic(120, seed=10)
+    texts, label_sets = [t for t, _ in rows], [(label, "urgent") if i % 3 else (label,) for i, (_, label) in enumerate(rows)]
+    teacher = TfidfBaseline().fit(texts, label_sets, multi_label=True).save(tmp_path / "teacher", training_data={"sha256": "m"})
+    label_messages(teacher, message_set(texts[:80]), tmp_path / "transfer", shard_size=64)
+    n = len(texts)
+    held_out = MessageSet(texts[80:], [f"v{i}" for i in range(80, n)], list(label_sets[80:]), list(range(80, n)), "synthetic", None)
+    spec = StudentSpec("static", {"embeddings": "hash", "dim": 16, "hash_buckets": 1024}, None, {"epochs": 1, "multi_label_loss": "balanced"})
+    distill(spec, teachers=[teacher], transfer_dirs=[tmp_path / "transfer"], out_dir=tmp_path / "student", validation=held_out, threshold_mode="auto")
+    manifest = Manifest.read(tmp_path / "student" / "manifest.json")
+    assert {"name": "ce", "weight": 0.3, "multi_label_loss": "balanced"} in manifest.config["distillation"]["losses"]
+    assert manifest.config["training"]["arguments"]["multi_label_loss"] == "balanced"
+    positives = manifest.label_space.encode(held_out.labels).sum(axis=0)
+    assert manifest.threshold_mode == "auto"
+    assert manifest.own_thresholds == [label for label, k in zip(manifest.labels, positives) if k >= MIN_OWN_POSITIVES]

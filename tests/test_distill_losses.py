@@ -264,7 +264,9 @@ def test_weighted_loss_sum_exposes_the_projection_parameters():
     [
         ([{"name": "kdd"}], "unknown loss 'kdd'; the losses are: " + ", ".join(ALL_LOSSES)),
         ([{"name": "kd", "temp": 2.0}], "loss 'kd' has no parameter 'temp'; its parameters are: temperature"),
-        ([{"name": "ce", "temperature": 2.0}], "it takes no parameters"),
+        ([{"name": "logit_mse", "temperature": 2.0}], "it takes no parameters"),
+        ([{"name": "ce", "temperature": 2.0}], "its parameters are: multi_label_loss, gamma, beta"),
+        ([{"name": "ce", "multi_label_loss": "dice"}], "multi-label loss 'dice' is unknown; choose one of: bce, focal, balanced"),
         ([{"name": "pkd", "strategy": "first"}], "strategy in"),
         ([{"weight": 1.0}], "loss term 1 has no 'name'"),
         ([{"name": "ce"}, {"name": "kd", "weight": -1}], "loss term 2 has weight -1"),

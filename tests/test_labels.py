@@ -52,12 +52,25 @@ def test_a_child_scoring_above_its_parent_is_predicted_with_it_and_the_parent_sc
     assert scores["Shipping > Damaged > Box"] == 0.30 and scores["Billing"] == 0.10
 
 
-def test_a_grandchilds_probability_reaches_its_grandparent():
+def test_a_grandchilds_confidence_reaches_its_grandparent_but_predicts_it_only_when_the_grandchild_is_predicted():
     proba = np.array([[0.0, 0.1, 0.2, 0.7, 0.0]])
-    thresholds = np.array([0.5, 0.6, 0.9, 0.9, 0.5])
-    # Box (0.7) is below its threshold, but it makes Shipping at least 0.7 likely: above Shipping's 0.6
-    assert SHIPPING.predict(proba, thresholds) == [("Shipping",)]
     assert SHIPPING.consistent(proba).tolist() == [[0.0, 0.7, 0.7, 0.7, 0.0]]
+    # Box (0.7) falls short of its own threshold (0.9): no evidence for Shipping, whose own score is 0.1
+    assert SHIPPING.predict(proba, np.array([0.5, 0.6, 0.9, 0.9, 0.5])) == [()]
+    # Box predicted: both its ancestors come with it, whatever their own scores and thresholds
+    assert SHIPPING.predict(proba, np.array([0.5, 0.6, 0.9, 0.6, 0.5])) == [("Shipping", "Shipping > Damaged", "Shipping > Damaged > Box")]
+
+
+def test_a_parent_alone_is_predicted_on_its_own_score():
+    proba = np.array([[0.0, 0.8, 0.3, 0.1, 0.2]])
+    assert SHIPPING.predict(proba, np.array([0.5, 0.7, 0.5, 0.5, 0.5])) == [("Shipping",)]
+    assert SHIPPING.predict(proba, np.array([0.5, 0.9, 0.5, 0.5, 0.5])) == [()]
+
+
+def test_parent_indices_point_to_the_nearest_ancestor_column():
+    assert SHIPPING.parent_indices().tolist() == [-1, -1, 1, 2, 1]
+    assert LabelSpace(("A", "A > x > y"), True, " > ").parent_indices().tolist() == [-1, 0]  # A > x is not a column
+    assert LabelSpace(("A > x", "A > y", "B"), False, " > ").parent_indices().tolist() == [-1, -1, -1]  # single-label: no parent columns
 
 
 def test_single_label_and_flat_probabilities_are_left_as_they_are():
@@ -80,9 +93,10 @@ def test_predicted_sets_and_confidences_agree_with_the_hierarchy_and_the_thresho
         scores = SHIPPING.confidences(row)
         assert set(SHIPPING.closure(labels)) == set(labels)  # a child implies its parents
         for label in SHIPPING.labels:
+            own = row[SHIPPING.index(label)] >= thresholds[SHIPPING.index(label)]
             for parent in ancestors(label, " > "):
                 assert scores[parent] >= scores[label]
             if label not in labels:
-                assert scores[label] < thresholds[SHIPPING.index(label)]
+                assert not own  # left out: its own score is below its threshold
             elif not any(other.startswith(label + " > ") for other in labels):
-                assert scores[label] >= thresholds[SHIPPING.index(label)]  # a predicted leaf is there by its own score
+                assert own  # predicted without a predicted descendant: there by its own score

@@ -279,7 +279,8 @@ def baseline(
     out: Annotated[Path, typer.Option(help="Directory to save the model in.")],
     validation: Annotated[Path | None, typer.Option(help="Validation file (default: split off train).")] = None,
     validation_fraction: Annotated[float, typer.Option(help="Share of train held out when no validation file is given.")] = 0.1,
-    threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global or per_label.")] = "global",
+    threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global, auto (per label where it has enough validation examples) or per_label.")] = "global",
+    multi_label_loss: Annotated[str, typer.Option(help="Multi-label: bce, or balanced (a rare label's examples weigh more).")] = "bce",
     c: Annotated[float, typer.Option("--C", help="Inverse regularisation strength of the logistic regression.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Seed of the validation split.")] = 0,
     text_column: TextColumns = None,
@@ -307,7 +308,7 @@ def baseline(
     set_quiet(quiet)
     spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding, fold_case, max_text_chars, long_text)
     messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec, out)
-    model = train_baseline(BaselineConfig(C=c), messages, held_out, out, spec=spec, threshold_mode=threshold_mode)
+    model = train_baseline(BaselineConfig(C=c, multi_label_loss=multi_label_loss), messages, held_out, out, spec=spec, threshold_mode=threshold_mode)
     _write_skipped(out, messages, held_out)
     typer.echo(f"Saved baseline ({len(model.label_space)} labels, {len(messages)} training messages) to {out}")
 
@@ -335,7 +336,8 @@ def teach(
     max_windows: Annotated[int, typer.Option(help="Most windows per message; beyond, the first ones and the last.")] = 16,
     window_pooling: Annotated[str, typer.Option(help="How windows combine: mean, max or mean_max.")] = "mean",
     seed: Annotated[int, typer.Option(help="Seed of the split, the initialisation and the batch order.")] = 0,
-    threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global or per_label.")] = "global",
+    threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global, auto (per label where it has enough validation examples) or per_label.")] = "global",
+    multi_label_loss: Annotated[str, typer.Option(help="Multi-label: bce, focal (easy examples weigh less) or balanced (a rare label's weigh more).")] = "bce",
     patience: Annotated[int, typer.Option(help="Epochs without a better validation score before stopping.")] = 2,
     text_column: TextColumns = None,
     id_column: IdColumn = None,
@@ -378,7 +380,8 @@ def teach(
     spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding, fold_case, max_text_chars, long_text)
     messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec, out)
     arguments = TrainingArguments(
-        epochs=epochs, batch_size=batch_size, learning_rate=lr, head_learning_rate=head_lr, seed=seed, early_stopping_patience=patience
+        epochs=epochs, batch_size=batch_size, learning_rate=lr, head_learning_rate=head_lr, seed=seed, early_stopping_patience=patience,
+        multi_label_loss=multi_label_loss,
     )
     teacher = TransformerClassifier(config, training=arguments)
     train_teacher(teacher, messages, held_out, out, spec=spec, threshold_mode=threshold_mode)
@@ -569,7 +572,8 @@ def distill(
     lr: Annotated[float | None, typer.Option(help="Learning rate of the student's body.")] = None,
     head_lr: Annotated[float | None, typer.Option(help="Learning rate of the student's head.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split, the initialisation and the batch order.")] = 0,
-    threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global or per_label.")] = "global",
+    threshold_mode: Annotated[str, typer.Option(help="Multi-label thresholds: global, auto (per label where it has enough validation examples) or per_label.")] = "global",
+    multi_label_loss: Annotated[str | None, typer.Option(help="Multi-label: the ce term's label loss, bce, focal or balanced (default: bce).")] = None,
     text_column: TextColumns = None,
     id_column: IdColumn = None,
     clean_email: CleanEmailAsTrained = None,
@@ -592,7 +596,8 @@ def distill(
     messages = held_out = None
     if train is not None:
         messages, held_out = _train_and_validation(train, validation, validation_fraction, seed, spec, out)
-    training = {"epochs": epochs, "min_steps": min_steps, "batch_size": batch_size, "learning_rate": lr, "head_learning_rate": head_lr, "seed": seed}
+    training = {"epochs": epochs, "min_steps": min_steps, "batch_size": batch_size, "learning_rate": lr, "head_learning_rate": head_lr, "seed": seed,
+                "multi_label_loss": multi_label_loss}
     student_spec = StudentSpec(
         student,
         dict(parse_setting(item) for item in setting or []),

@@ -37,6 +37,7 @@ from textdistill.evaluate.evaluation import CostSettings, evaluate_model, qualit
 from textdistill.evaluate.report import build_report, collect_evaluations
 from textdistill.models.baseline import BaselineConfig
 from textdistill.models.encoder_config import EncoderConfig
+from textdistill.models.thresholds import THRESHOLD_MODES
 from textdistill.stages import DEFAULT_STAGES, STAGE_ORDER
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.recipes import train_baseline, train_teacher
@@ -144,11 +145,14 @@ class RunConfig:
             raise ValueError("stage 'compress' has nothing to compress: name models in [compress] models = [...] or add [[students]] tables")
         spec = DataSpec.from_dict(data)
         _check_label_columns(spec, data)
+        threshold_mode = run.get("threshold_mode", "global")
+        if threshold_mode not in THRESHOLD_MODES:
+            raise ValueError(f"[run] threshold_mode = {threshold_mode!r} is unknown; choose one of: {', '.join(THRESHOLD_MODES)}")
         return cls(
             data=DataConfig(**files, validation_fraction=fraction, spec=spec),
             stages=stages,
             seed=int(run.get("seed", 0)),
-            threshold_mode=run.get("threshold_mode", "global"),
+            threshold_mode=threshold_mode,
             baseline=BaselineConfig.from_dict(raw.get("baseline", {})),
             teacher=_strict(EncoderConfig, teacher),
             teacher_training=_strict(TrainingArguments, {"seed": int(run.get("seed", 0)), **teacher_training}),

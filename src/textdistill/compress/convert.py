@@ -75,7 +75,7 @@ def compress_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = F
                     "([compress] int8_tolerance) and let evaluate measure what it costs."
                 )
             compression.update(precision="int8", int8_max_abs_diff=int8_gap, int8_tolerance=int8_tolerance)
-        compressed.thresholds, compressed.threshold_mode = model.thresholds, model.threshold_mode
+        compressed.thresholds, compressed.threshold_mode, compressed.own_thresholds = model.thresholds, model.threshold_mode, model.own_thresholds
         compressed.save(
             out_dir,
             # "data": how the source read its input files, so that commands read them alike.

@@ -1,10 +1,12 @@
 """Label spaces: single-label, multi-label and hierarchical (``Parent > Child``) labels.
 
 A hierarchical label implies its ancestors. In multi-label data the ancestors become labels of
-their own (the ancestor closure), so a model predicts ``Billing`` as well as
-``Billing > Refund``, and a parent's confidence is never below a descendant's (the model's own
-per-label sigmoids may put a child above its parent). In single-label data a message has exactly
-one leaf path, and a parent's probability is the sum of its children's.
+their own (the ancestor closure), so the training targets of ``Billing > Refund`` mark
+``Billing`` too, a model predicts ``Billing`` with ``Billing > Refund``, and a parent's
+confidence is never below a descendant's (the model's own per-label sigmoids may put a child
+above its parent). A parent is predicted on evidence only: its own probability at its threshold,
+or a predicted descendant. In single-label data a message has exactly one leaf path, and a
+parent's probability is the sum of its children's.
 """
 
 from __future__ import annotations
@@ -44,6 +46,30 @@ def normalise(label: str, sep: str | None) -> str:
     if bare and bare in label:
         return sep.join(part.strip() for part in label.split(bare))
     return label
+
+
+def deepest_first(parents: np.ndarray) -> np.ndarray:
+    """Label columns ordered so that every label comes before its parent (``parents[j]``: the
+    column of label j's parent, -1 for none)."""
+    parents = np.asarray(parents)
+    depth = np.zeros(len(parents), dtype=np.int64)
+    for j in range(len(parents)):
+        k = parents[j]
+        while k >= 0:
+            depth[j] += 1
+            k = parents[k]
+    return np.argsort(-depth, kind="stable")
+
+
+def raise_to_descendants(proba: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """Probabilities (n, L) with each label's raised to the highest of its descendants'."""
+    raised = np.array(proba, copy=True)
+    # deepest labels first, each into its parent: a grandparent then sees its grandchildren too
+    for child in deepest_first(parents):
+        parent = parents[child]
+        if parent >= 0:
+            np.maximum(raised[:, parent], raised[:, child], out=raised[:, parent])
+    return raised
 
 
 @dataclass(frozen=True)
@@ -118,6 +144,17 @@ class LabelSpace:
             self.closure(self.labels[j] for j in np.flatnonzero(row)) for row in np.asarray(indicators)
         ]
 
+    def parent_indices(self) -> np.ndarray:
+        """(L,) the column of each label's nearest ancestor among the labels, -1 for none; all -1
+        unless the space is multi-label and hierarchical (only there are parents labels)."""
+        parents = np.full(len(self.labels), -1, dtype=np.int64)
+        if self.multi_label and self.hierarchy_sep:
+            for j, label in enumerate(self.labels):
+                present = [self._index[a] for a in ancestors(label, self.hierarchy_sep) if a in self._index]
+                if present:
+                    parents[j] = present[-1]
+        return parents
+
     def consistent(self, proba: np.ndarray) -> np.ndarray:
         """Multi-label hierarchical probabilities (n, L) with each label's raised to the highest of
         its descendants' (a message is ``Shipping`` at least as surely as ``Shipping > Damaged``);
@@ -125,26 +162,21 @@ class LabelSpace:
         proba = np.asarray(proba)
         if not (self.multi_label and self.hierarchy_sep):
             return proba
-        raised = proba.copy()
-        # deepest labels first, each into its parent: a grandparent then sees its grandchildren too
-        for label in sorted(self.labels, key=lambda label: -len(split_path(label, self.hierarchy_sep))):
-            parents = ancestors(label, self.hierarchy_sep)
-            if parents and parents[-1] in self._index:
-                parent, child = self._index[parents[-1]], self._index[label]
-                np.maximum(raised[:, parent], raised[:, child], out=raised[:, parent])
-        return raised
+        return raise_to_descendants(proba, self.parent_indices())
 
     def predict(self, proba: np.ndarray, thresholds: np.ndarray | None) -> list[tuple[str, ...]]:
         """Predicted label sets from probabilities (n, L): the one rule of every model and command.
 
-        Single-label: the most probable label. Multi-label: every label whose :meth:`consistent`
-        probability reaches its threshold, with its ancestors; so a predicted child always comes
-        with its parent, and a label left out scores below its threshold.
+        Single-label: the most probable label. Multi-label: every label whose own probability
+        reaches its threshold, with its ancestors. So a predicted child always comes with its
+        parent, and a parent comes on evidence only: its own probability, or a descendant that
+        reaches the descendant's threshold (a child scoring 0.7 against a threshold of 0.9 does
+        not make its parent, whose threshold is 0.6, a prediction).
         """
         proba = np.asarray(proba)
         if not self.multi_label:
             return [(self.labels[j],) for j in proba.argmax(axis=1)]
-        return self.decode(self.consistent(proba) >= np.asarray(thresholds))
+        return self.decode(proba >= np.asarray(thresholds))
 
     def confidences(self, proba_row: np.ndarray) -> dict[str, float]:
         """Each label's confidence for one message, consistent with the hierarchy: in single-label

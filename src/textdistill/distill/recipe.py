@@ -23,6 +23,7 @@ from textdistill.distill.teachers import combine, ensemble_logits, label_columns
 from textdistill.errors import TextdistillError
 from textdistill.models.base import MANIFEST_FILE, TextClassifier
 from textdistill.models.manifest import Manifest, data_fingerprint
+from textdistill.models.thresholds import check_threshold_mode
 from textdistill.training.arguments import TrainingArguments
 from textdistill.transfer.store import TransferSet
 
@@ -46,6 +47,12 @@ MULTI_LABEL_LOSSES: dict[str, list[dict[str, Any]]] = {
 def default_losses(kind: str, multi_label: bool) -> list[dict[str, Any]]:
     """The loss terms of ``kind`` when none are configured."""
     return (MULTI_LABEL_LOSSES.get(kind) if multi_label else None) or DEFAULT_LOSSES[kind]
+
+
+def with_label_loss(losses: list[dict[str, Any]], multi_label_loss: str) -> list[dict[str, Any]]:
+    """The loss terms with each ``ce`` term on the student's multi-label loss (its training
+    argument ``multi_label_loss``) unless the term names its own."""
+    return [{"multi_label_loss": multi_label_loss, **term} if term["name"] == "ce" else term for term in losses]
 
 
 @dataclass
@@ -185,6 +192,7 @@ def distill(
 
     if not teachers:
         raise TextdistillError("give at least one teacher (--teacher DIR)")
+    check_threshold_mode(threshold_mode)  # before training, not after it
     out_dir = Path(out_dir)
     started = time.perf_counter()
     student = make_student(spec, teachers[0], out_dir)
@@ -195,6 +203,8 @@ def distill(
     data = distillation_data(teachers, transfer_dirs, train, validation, teacher_weights)
     student.label_space = teacher_manifest.label_space
     losses = spec.losses if spec.losses is not None else default_losses(spec.kind, student.label_space.multi_label)
+    if student.label_space.multi_label:
+        losses = with_label_loss(losses, student.training.multi_label_loss)
     needs_teacher = any(term["name"] in STATE_LOSSES for term in losses)
     teacher = None
     if needs_teacher:

@@ -81,6 +81,7 @@ class DistillationTrainer(FineTuner):
         else:
             placeholder = (space.labels[0],)  # unannotated rows: masked out of every label loss
             labels = torch.as_tensor(space.encode_single([s if m else placeholder for s, m in zip(label_sets, self._label_mask)]))
+        self.losses.prepare(labels, mask)  # label frequencies, for the terms that weigh by them
         return {"teacher_logits": self._teacher_logits, "labels": labels, "label_mask": mask}
 
     def loss(self, model, logits, targets, batch) -> torch.Tensor:

@@ -21,7 +21,7 @@ import numpy as np
 from textdistill.data.labels import LabelSpace
 from textdistill.errors import ModelError, TextdistillError
 from textdistill.models.manifest import Manifest
-from textdistill.models.thresholds import ThresholdMode, tune_thresholds
+from textdistill.models.thresholds import ThresholdMode, check_threshold_mode, own_threshold_labels, tune_thresholds
 
 MANIFEST_FILE = "manifest.json"
 
@@ -62,6 +62,7 @@ class TextClassifier(ABC):
         self.label_space: LabelSpace | None = None
         self.thresholds: np.ndarray | None = None
         self.threshold_mode: ThresholdMode = "global"
+        self.own_thresholds: list[str] | None = None  # labels tuned on their own (see models.thresholds)
         self.manifest: Manifest | None = None
 
     # -- training --------------------------------------------------------------------------
@@ -79,8 +80,10 @@ class TextClassifier(ABC):
 
         For multi-label models, decision thresholds are tuned on ``validation`` when given
         (``global``: one threshold maximising micro-F1; ``per_label``: one per label
-        maximising its F1), else fixed at 0.5.
+        maximising its F1; ``auto``: per label where the label has enough validation examples,
+        see :mod:`textdistill.models.thresholds`), else fixed at 0.5.
         """
+        check_threshold_mode(threshold_mode)  # before training, not after it
         self.label_space = LabelSpace.from_label_sets(label_sets, multi_label, hierarchy_sep)
         if len(self.label_space) < 2 and not multi_label:
             raise TextdistillError(
@@ -94,16 +97,20 @@ class TextClassifier(ABC):
     def tune_thresholds(
         self, validation: tuple[Sequence[str], Sequence[Sequence[str]]] | None, threshold_mode: ThresholdMode = "global"
     ) -> None:
-        """Multi-label decision thresholds from validation data (0.5 without); nothing for single-label."""
+        """Multi-label decision thresholds from validation data (0.5 without), and which labels got
+        their own; nothing for single-label."""
+        check_threshold_mode(threshold_mode)
         self.threshold_mode = threshold_mode
-        if not self._space().multi_label:
+        space = self._space()
+        if not space.multi_label:
             return
-        self.thresholds = np.full(len(self.label_space), 0.5)
+        self.thresholds, self.own_thresholds = np.full(len(space), 0.5), []
         if validation is not None and len(validation[0]):
             proba = self.predict_proba(list(validation[0]))
-            y = self.label_space.encode(validation[1])
-            # on the probabilities that predict_label_sets thresholds, so tuning sees the real rule
-            self.thresholds = tune_thresholds(y, self.label_space.consistent(proba), threshold_mode)
+            y = space.encode(validation[1])
+            # for the rule predict_label_sets applies, hierarchy included, so tuning sees the real rule
+            self.thresholds = tune_thresholds(y, proba, threshold_mode, space.parent_indices())
+            self.own_thresholds = [label for label, own in zip(space.labels, own_threshold_labels(y, threshold_mode)) if own]
 
     @abstractmethod
     def _fit(
@@ -169,6 +176,7 @@ class TextClassifier(ABC):
             label_space=space,
             thresholds=None if self.thresholds is None else [float(t) for t in self.thresholds],
             threshold_mode=self.threshold_mode if space.multi_label else None,
+            own_thresholds=self.own_thresholds if space.multi_label else None,
             config=config,
             training_data=training_data,
             n_params=self.n_params,
@@ -199,6 +207,7 @@ class TextClassifier(ABC):
         model.label_space = manifest.label_space
         model.thresholds = None if manifest.thresholds is None else np.asarray(manifest.thresholds)
         model.threshold_mode = manifest.threshold_mode or "global"
+        model.own_thresholds = manifest.own_thresholds
         return model
 
     @abstractmethod

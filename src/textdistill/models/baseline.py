@@ -2,8 +2,10 @@
 
 Word 1-2 grams and character 2-5 grams (within word boundaries), sublinear TF, L2 norm;
 multinomial logistic regression for single-label, one binary logistic regression per label
-for multi-label. After training, prediction needs only the vocabularies, the idf vectors and
-one weight matrix, which is exactly what is saved: JSON and safetensors, no pickles.
+for multi-label (``multi_label_loss = "balanced"`` weighs each label's positives by
+:func:`~textdistill.models.class_balance.positive_weights`). After training, prediction needs
+only the vocabularies, the idf vectors and one weight matrix, which is exactly what is saved:
+JSON and safetensors, no pickles.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from textdistill.models.base import TextClassifier, register_model
+from textdistill.models.class_balance import check_multi_label_loss, positive_weights
 from textdistill.models.manifest import Manifest
 from textdistill.errors import ModelError
 from textdistill.persistence import check_shapes, load_model_arrays, require_file, save_arrays
@@ -41,6 +44,10 @@ class BaselineConfig:
     max_char_features: int | None = 100_000
     C: float = 10.0
     max_iter: int = 1000
+    multi_label_loss: str = "bce"  # multi-label: bce | balanced (a regression has no focal loss)
+
+    def __post_init__(self) -> None:
+        check_multi_label_loss(self.multi_label_loss, ("bce", "balanced"), " for the TF-IDF baseline (focal needs a trained network)")
 
     @classmethod
     def from_dict(cls, data: dict) -> BaselineConfig:
@@ -94,13 +101,15 @@ class TfidfBaseline(TextClassifier):
             y = space.encode(label_sets)
             weights = np.zeros((x.shape[1], len(space)), dtype=np.float32)
             bias = np.zeros(len(space), dtype=np.float32)
+            balanced = positive_weights(y.sum(axis=0), len(y)) if self.config.multi_label_loss == "balanced" else None
             for j in track(range(len(space)), "Training one-vs-rest baseline"):
                 column = y[:, j]
                 if column.min() == column.max():
                     # A label that is always (or never) present: a constant, confident predictor.
                     bias[j] = 10.0 if column[0] else -10.0
                     continue
-                clf = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter, solver="liblinear")
+                class_weight = None if balanced is None else {0: 1.0, 1: float(balanced[j])}
+                clf = LogisticRegression(C=self.config.C, max_iter=self.config.max_iter, solver="liblinear", class_weight=class_weight)
                 clf.fit(x, column)
                 weights[:, j], bias[j] = clf.coef_[0], clf.intercept_[0]
         else:

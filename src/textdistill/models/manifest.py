@@ -59,6 +59,9 @@ class Manifest:
     n_params: int
     versions: dict[str, str] = field(default_factory=package_versions)
     metrics: dict[str, Any] | None = None
+    # multi-label: the labels whose threshold was tuned on their own validation examples (the
+    # others share the global one); None in manifests written before textdistill recorded them
+    own_thresholds: list[str] | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format_version: int = FORMAT_VERSION
     # {"fields": sha256 of the other fields, "files": {relative path: sha256}}; None in manifests
@@ -170,7 +173,7 @@ def _check_fields(data: dict[str, Any], path: Path) -> None:
         "hierarchy_sep": (str, type(None)), "thresholds": (list, type(None)), "threshold_mode": (str, type(None)),
         "training_data": (dict,), "n_params": (int,),
     }
-    optional = {"versions": (dict,), "metrics": (dict, type(None)), "created": (str,)}
+    optional = {"versions": (dict,), "metrics": (dict, type(None)), "own_thresholds": (list, type(None)), "created": (str,)}
     missing = [name for name in required if name not in data]
     if missing:
         raise ModelError(f"lacks the field(s) {', '.join(missing)} that every saved model's manifest has.", file=path)
@@ -181,6 +184,9 @@ def _check_fields(data: dict[str, Any], path: Path) -> None:
     labels = data["labels"]
     if not labels or not all(_is(label, str) for label in labels) or len(set(labels)) != len(labels):
         raise ModelError("has labels that are not a list of distinct strings.", file=path)
+    known = set(labels)
+    if not all(_is(label, str) and label in known for label in data.get("own_thresholds") or []):
+        raise ModelError("has own_thresholds that are not all labels of the model.", file=path)
     thresholds = data["thresholds"]
     if thresholds is not None and (len(thresholds) != len(labels) or not all(_is(t, int, float) for t in thresholds)):
         raise ModelError(f"has {len(thresholds)} thresholds for {len(labels)} labels; it needs one number per label.", file=path)

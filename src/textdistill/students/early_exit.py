@@ -185,7 +185,7 @@ class EarlyExitClassifier(TextClassifier):
         self.layerwise = LayerwiseEncoder(backbone.network.encoder)
         self.label_space = backbone.label_space
         self.thresholds = backbone.thresholds
-        self.threshold_mode = backbone.threshold_mode
+        self.threshold_mode, self.own_thresholds = backbone.threshold_mode, backbone.own_thresholds
         self.threshold = float(threshold)
         self.branch_hidden = int(branch_hidden)
         self.history: list[dict] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from textdistill.models.class_balance import check_multi_label_loss
+
 
 @dataclass(frozen=True)
 class TrainingArguments:
@@ -28,6 +30,10 @@ class TrainingArguments:
     checkpoint_every: int = 100  # optimizer steps between checkpoints
     device: str = "auto"
     mixed_precision: bool = True  # bf16 autocast on CUDA; ignored on CPU
+    multi_label_loss: str = "bce"  # multi-label labels: bce | focal | balanced (see models.class_balance)
+
+    def __post_init__(self) -> None:
+        check_multi_label_loss(self.multi_label_loss)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -30,6 +30,7 @@ from textdistill.models.manifest import data_fingerprint
 from textdistill.models.thresholds import tune_thresholds
 from textdistill.progress import track
 from textdistill.training.arguments import TrainingArguments
+from textdistill.training.multi_label_loss import MultiLabelLoss
 from textdistill.training.probe import fit_linear_probe
 
 console = stderr_console()
@@ -71,18 +72,23 @@ class FineTuner:
         self.args = args or TrainingArguments()
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.history: list[dict] = []
+        self.label_loss = MultiLabelLoss(self.args.multi_label_loss)
 
     def targets(self, model, label_sets: Sequence[Sequence[str]]) -> dict[str, torch.Tensor]:
-        """Per-message training targets, indexed by row: here the labels."""
+        """Per-message training targets, indexed by row: here the labels (multi-label: every
+        label's ancestors marked too, see :meth:`LabelSpace.encode`), whose frequencies the
+        multi-label loss counts here."""
         space = model.label_space
         if space.multi_label:
-            return {"labels": torch.as_tensor(space.encode(label_sets), dtype=torch.float32)}
+            labels = torch.as_tensor(space.encode(label_sets), dtype=torch.float32)
+            self.label_loss.fit(labels)
+            return {"labels": labels}
         return {"labels": torch.as_tensor(space.encode_single(label_sets))}
 
     def loss(self, model, logits: torch.Tensor, targets: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The loss of one batch; ``targets`` holds this batch's rows of ``self.targets(...)``."""
         if model.label_space.multi_label:
-            return nn.functional.binary_cross_entropy_with_logits(logits, targets["labels"])
+            return self.label_loss(logits, targets["labels"]).mean()
         return nn.functional.cross_entropy(logits, targets["labels"])
 
     def network_built(self, model) -> None:

@@ -84,6 +84,10 @@ class DistillLoss(ABC, nn.Module):
     @abstractmethod
     def forward(self, batch: DistillBatch) -> Tensor: ...
 
+    def prepare(self, labels: Tensor, label_mask: Tensor) -> None:
+        """Called once before training with every training row's labels and which rows are
+        annotated (as in :class:`DistillBatch`), for losses that weigh labels by their frequency."""
+
     def outputs(self, batch: DistillBatch, student_field: str, teacher_field: str) -> tuple | None:
         """The student and teacher values this loss compares, or None in a hard-label-only step."""
         teacher = getattr(batch, teacher_field)

@@ -92,6 +92,11 @@ class WeightedLossSum(nn.Module):
                 raise TextdistillError(f"{where}: {error}") from None
             self.weights[name] = float(weight)
 
+    def prepare(self, labels: Tensor, label_mask: Tensor) -> None:
+        """:meth:`DistillLoss.prepare` of every term."""
+        for loss in self.losses.values():
+            loss.prepare(labels, label_mask)
+
     def forward(self, batch: DistillBatch) -> tuple[Tensor, dict[str, Tensor]]:
         values = {name: loss(batch) for name, loss in self.losses.items()}
         total = sum(self.weights[name] * value for name, value in values.items())
