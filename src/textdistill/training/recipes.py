@@ -6,7 +6,9 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from textdistill.data.labels import LabelSpace
 from textdistill.data.messages import DataSpec, MessageSet
+from textdistill.errors import DataError
 from textdistill.models.base import TextClassifier
 from textdistill.models.baseline import BaselineConfig, TfidfBaseline
 from textdistill.models.manifest import data_fingerprint
@@ -30,6 +32,7 @@ def fit_and_save(
 
 def fit_messages(model: TextClassifier, train: MessageSet, validation: MessageSet, threshold_mode: str = "global") -> TextClassifier:
     """Fit on annotated messages; validation serves early stopping and multi-label thresholds."""
+    require_known_labels(validation, train)
     return model.fit(
         train.texts,
         train.labels,
@@ -37,6 +40,25 @@ def fit_messages(model: TextClassifier, train: MessageSet, validation: MessageSe
         hierarchy_sep=train.hierarchy_sep,
         validation=(validation.texts, validation.labels),
         threshold_mode=threshold_mode,  # type: ignore[arg-type]
+    )
+
+
+def require_known_labels(validation: MessageSet, train: MessageSet) -> None:
+    """Validation labels must be labels the model learns (a training label or an ancestor of one),
+    else the validation scores cannot be computed: refuse before training, naming the rows."""
+    known = set(LabelSpace.from_label_sets(train.labels, bool(train.multi_label), train.hierarchy_sep).labels)
+    unknown = [(row, sorted(set(labels) - known)) for row, labels in zip(validation.rows, validation.label_sets) if labels and set(labels) - known]
+    if not unknown:
+        return
+    names = sorted({label for _, labels in unknown for label in labels})
+    raise DataError(
+        f"{len(unknown)} validation message(s) carry labels that no training message has: {', '.join(map(repr, names[:5]))}"
+        + (f" and {len(names) - 5} more" if len(names) > 5 else ""),
+        file=validation.source,
+        row=unknown[0][0],
+        column=validation.label_column,
+        hint="add training messages with these labels, or correct or remove those validation rows"
+        f" (rows {', '.join(str(row) for row, _ in unknown[:5])}{' ...' if len(unknown) > 5 else ''})",
     )
 
 
