@@ -166,7 +166,11 @@ def _train_and_validation(train: Path, validation: Path | None, fraction: float,
     require_two_classes(messages)
     if validation is None:
         return train_validation_split(messages, fraction, seed)
-    held_out = load_messages(validation, replace(spec, multi_label=messages.multi_label)).annotated()
+    # a validation file without the annotated-flag column is annotated throughout
+    held_spec = replace(spec, multi_label=messages.multi_label)
+    if spec.annotated_column and spec.annotated_column not in load_messages(validation, replace(spec, annotated_column=None), annotated=False).columns:
+        held_spec = replace(held_spec, annotated_column=None)
+    held_out = load_messages(validation, held_spec).annotated()
     if spec.fold_case:
         held_out = fold_to(held_out, {label for labels in messages.labels for label in labels})
     _report_skipped(held_out, out / SKIPPED_ROWS_FILE)
@@ -810,6 +814,61 @@ def sample(
 
     dataset = write_sample_dataset(out, seed=seed)
     typer.echo(f"Wrote {dataset.train}, {dataset.test}, {dataset.unannotated} and {dataset.validation} ({len(dataset.labels)} labels)")
+
+
+@app.command(
+    epilog=_examples(
+        "textdistill suggest models/teacher --pool unannotated.csv --out queue.csv",
+        "textdistill suggest models/teacher --pool unannotated.csv --strategy diverse \\\n"
+        "    --k 100 --transfer transfer/ --out queue.csv",
+        "textdistill suggest models/teacher --pool unannotated.csv --strategy rebalance \\\n"
+        "    --train train.csv --out queue.csv",
+        "textdistill baseline --train queue.csv --id-column id \\\n"
+        "    --annotated-column annotated --out models/round2  # after annotating",
+    )
+)
+def suggest(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory (the teacher, or any model).")],
+    pool: Annotated[Path, typer.Option(help="Unannotated messages to choose from (CSV, JSONL or Parquet); label columns are ignored.")],
+    out: Annotated[Path, typer.Option(help="The queue: a CSV to annotate.")],
+    strategy: Annotated[str, typer.Option(help="uncertainty, entropy, diverse, label:NAME, rebalance or random.")] = "uncertainty",
+    k: Annotated[int, typer.Option("--k", help="Messages to suggest.")] = 50,
+    train: Annotated[Path | None, typer.Option(help="The annotated messages so far: rebalance needs them; their ids are left out of the pool.")] = None,
+    transfer: Annotated[Path | None, typer.Option(help="A transfer set of this model: its logits are reused for the pool messages it holds.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of random and of the clustering.")] = 0,
+    text_column: TextColumns = None,
+    id_column: Annotated[str | None, typer.Option(help="Column with unique message ids (default: as trained).", show_default=False)] = None,
+    clean_email: CleanEmailAsTrained = None,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    quiet: Quiet = False,
+) -> None:
+    """Rank unannotated messages to annotate next.
+
+    Strategies: uncertainty (the smallest margin between the two most probable labels;
+    multi-label: a label nearest its threshold), entropy, diverse (the most uncertain message
+    of each of k clusters of uncertain messages), label:NAME (where the model is unsure about
+    that label), rebalance (messages least like any annotated one; needs --train), random.
+    Near-identical texts are suggested once. The queue holds id, the text columns, an empty
+    label column and annotated=false: fill the labels, set annotated to true, and pass it
+    (or append its rows to your annotated file) to --train with --annotated-column annotated.
+    """
+    from textdistill.refine.suggest import check_strategy, suggest as rank, write_queue
+
+    set_quiet(quiet)
+    check_strategy(strategy)
+    spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
+    spec = replace(spec, id_column=id_column or spec.id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = load_messages(pool, spec, annotated=False)
+    _report_skipped(messages)
+    annotated = load_messages(train, spec).annotated() if train is not None else None
+    suggestions = rank(model_dir, messages, strategy=strategy, k=k, annotated=annotated, transfer_dir=transfer, seed=seed)
+    write_queue(suggestions, messages, out, spec)
+    reused = f", {suggestions.reused:,} scored from the transfer set" if transfer is not None else ""
+    typer.echo(
+        f"Queue: {len(suggestions.picks)} of {len(messages):,} messages ({strategy}{reused}; "
+        f"{suggestions.duplicates_skipped} near-duplicates skipped) in {out}"
+    )
 
 
 Host = Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")]
