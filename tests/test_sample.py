@@ -41,7 +41,7 @@ def test_same_seed_same_files_and_no_global_random_state(tmp_path: Path) -> None
     first = write_sample_dataset(tmp_path / "a", seed=7, n_train=200, n_test=50, n_unannotated=50)
     random.seed(2)
     second = write_sample_dataset(tmp_path / "b", seed=7, n_train=200, n_test=50, n_unannotated=50)
-    for name in FILES:
+    for name in (*FILES, "label_errors"):
         assert getattr(first, name).read_bytes() == getattr(second, name).read_bytes()
     assert first.labels == second.labels
 
@@ -52,6 +52,25 @@ def test_validation_size_leaves_the_other_files_unchanged(tmp_path: Path) -> Non
     for name in ("train", "test", "unannotated"):
         assert getattr(small, name).read_bytes() == getattr(large, name).read_bytes(), name
     assert len(read_rows(large.validation)[1]) == 60
+
+
+def test_planted_label_errors_are_listed_and_change_nothing_but_those_labels(tmp_path: Path) -> None:
+    clean = write_sample_dataset(tmp_path / "a", seed=3, n_train=300, n_test=20, n_unannotated=20, n_label_errors=0)
+    noisy = write_sample_dataset(tmp_path / "b", seed=3, n_train=300, n_test=20, n_unannotated=20, n_label_errors=9)
+    for name in ("test", "unannotated", "validation"):
+        assert getattr(clean, name).read_bytes() == getattr(noisy, name).read_bytes(), name
+    before = {row["id"]: row for row in read_rows(clean.train)[1]}
+    after = {row["id"]: row for row in read_rows(noisy.train)[1]}
+    planted = {row["id"]: row for row in read_rows(noisy.label_errors)[1]}
+    assert len(planted) == 9 and read_rows(clean.label_errors)[1] == []
+    for message_id, row in after.items():
+        assert {k: v for k, v in row.items() if k != "labels"} == {k: v for k, v in before[message_id].items() if k != "labels"}
+        if message_id in planted:
+            given, true = planted[message_id]["given"], planted[message_id]["true"]
+            assert row["labels"] == given and before[message_id]["labels"] == true
+            assert given.split(" > ")[0] != true.split(" > ")[0]  # wrong at the top level, not a near miss
+        else:
+            assert row["labels"] == before[message_id]["labels"]
 
 
 def test_other_seed_other_messages(tmp_path: Path) -> None:

@@ -806,14 +806,17 @@ def report(
 
 @app.command(epilog=_examples("textdistill sample --out data/"))
 def sample(
-    out: Annotated[Path, typer.Option(help="Directory for train.csv, test.csv, unannotated.csv and validation.csv.")],
+    out: Annotated[Path, typer.Option(help="Directory for train.csv, test.csv, unannotated.csv, validation.csv and label_errors.csv.")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Write the built-in sample dataset of customer-service emails."""
     from textdistill.data.sample import write_sample_dataset
 
     dataset = write_sample_dataset(out, seed=seed)
-    typer.echo(f"Wrote {dataset.train}, {dataset.test}, {dataset.unannotated} and {dataset.validation} ({len(dataset.labels)} labels)")
+    typer.echo(
+        f"Wrote {dataset.train}, {dataset.test}, {dataset.unannotated} and {dataset.validation} ({len(dataset.labels)} labels); "
+        f"{dataset.label_errors} lists the training annotations planted wrong"
+    )
 
 
 @app.command(

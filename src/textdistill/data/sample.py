@@ -71,6 +71,7 @@ class SampleDataset:
     unannotated: Path
     labels: tuple[str, ...]
     validation: Path
+    label_errors: Path  # the annotations of train planted wrong: id, given labels, true labels
 
 
 @dataclass(frozen=True)
@@ -603,6 +604,7 @@ def write_sample_dataset(
     n_test: int = 400,
     n_unannotated: int = 800,
     n_validation: int = 200,
+    n_label_errors: int = 24,
 ) -> SampleDataset:
     """Write ``train.csv``, ``test.csv``, ``unannotated.csv`` and ``validation.csv`` to ``directory``.
 
@@ -613,6 +615,11 @@ def write_sample_dataset(
     weak-teacher check judge the shift the annotated file misses. Ids (``msg-000123``) are
     unique across the files. The same seed always writes the same files; the validation file
     is drawn last, so the other three do not depend on its size.
+
+    Like real annotations, train has some wrong ones: ``n_label_errors`` messages (2 % by
+    default) carry another top-level intent than the one they are about, drawn with a random
+    generator of their own (so the texts do not change with it). ``label_errors.csv`` lists them
+    (``id, given, true``), for ``textdistill check`` to be measured against.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -632,8 +639,25 @@ def write_sample_dataset(
                 row["labels"] = LABEL_SEP.join(label_set)
             rows.append(row)
             next_id += 1
+        if name == "train":
+            planted = _plant_label_errors(rows, n_label_errors, random.Random(f"label-errors-{seed}"))
         _write_csv(paths[name], rows, with_labels=name != "unannotated")
-    return SampleDataset(paths["train"], paths["test"], paths["unannotated"], tuple(sorted(INTENTS)), paths["validation"])
+    errors = directory / "label_errors.csv"
+    with errors.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([("id", "given", "true"), *planted])
+    return SampleDataset(paths["train"], paths["test"], paths["unannotated"], tuple(sorted(INTENTS)), paths["validation"], errors)
+
+
+def _plant_label_errors(rows: list[dict[str, str]], n: int, rng: random.Random) -> list[tuple[str, str, str]]:
+    """Give ``n`` single-intent rows the label of an intent under another parent; (id, given, true) each."""
+    single = [row for row in rows if LABEL_SEP not in row["labels"]]
+    planted = []
+    for row in rng.sample(single, min(n, len(single))):
+        true = row["labels"]
+        parent = true.split(" > ")[0]
+        row["labels"] = rng.choice(sorted(label for label in INTENTS if not label.startswith(parent)))
+        planted.append((row["id"], row["labels"], true))
+    return sorted(planted)
 
 
 def _label_sets(n: int, rng: random.Random) -> list[tuple[str, ...]]:
