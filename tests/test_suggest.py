@@ -10,7 +10,7 @@ import pytest
 from textdistill.data.messages import DataSpec, load_messages
 from textdistill.errors import TextdistillError
 from textdistill.models.baseline import BaselineConfig
-from textdistill.refine.suggest import _Scores, k_center_greedy, label_uncertainty, suggest, uncertainty, write_queue
+from textdistill.refine.suggest import Scores, k_center_greedy, label_uncertainty, suggest, uncertainty, write_queue
 from textdistill.training.recipes import train_baseline
 from textdistill.transfer import label_messages
 
@@ -33,20 +33,20 @@ def pool(sample_data):
 
 def test_uncertainty_ranks_the_smallest_margin_first_and_multi_label_by_distance_to_the_threshold():
     proba = np.array([[0.9, 0.05, 0.05], [0.4, 0.35, 0.25], [0.6, 0.3, 0.1]])
-    values, reasons = uncertainty(_Scores(proba, ["a", "b", "c"], False, np.full(3, 0.5)))
+    values, reasons = uncertainty(Scores(proba, ["a", "b", "c"], False, np.full(3, 0.5)))
     assert list(np.argsort(-values)) == [1, 2, 0] and reasons[1].startswith("margin 0.05: a 0.40 vs b 0.35")
     # multi-label: 0.12 sits next to a 0.1 threshold, 0.45 is far from 0.9 in logits
     ml = np.array([[0.12, 0.45], [0.6, 0.05]])
-    values, reasons = uncertainty(_Scores(ml, ["x", "y"], True, np.array([0.1, 0.9])))
+    values, reasons = uncertainty(Scores(ml, ["x", "y"], True, np.array([0.1, 0.9])))
     assert values.argmax() == 0 and reasons[0] == "x at 0.12, threshold 0.10"
 
 
 def test_label_strategy_looks_at_one_label_only():
     proba = np.array([[0.48, 0.5, 0.02], [0.1, 0.45, 0.45], [0.9, 0.05, 0.05]])
-    values, _ = label_uncertainty(_Scores(proba, ["a", "b", "c"], False, np.full(3, 0.5)), "a")
+    values, _ = label_uncertainty(Scores(proba, ["a", "b", "c"], False, np.full(3, 0.5)), "a")
     assert values.argmax() == 0  # b vs c is a tie in row 1, but says nothing about a
     with pytest.raises(TextdistillError, match="names no label of the model"):
-        label_uncertainty(_Scores(proba, ["a", "b", "c"], False, np.full(3, 0.5)), "z")
+        label_uncertainty(Scores(proba, ["a", "b", "c"], False, np.full(3, 0.5)), "z")
 
 
 def test_k_center_greedy_takes_the_uncovered_region_first():
@@ -73,9 +73,9 @@ def test_each_strategy_picks_k_distinct_pool_messages(email_model, pool, sample_
 
 def test_diverse_batches_are_less_alike_than_the_most_uncertain_messages(email_model, pool):
     from textdistill.models.base import load_model
-    from textdistill.refine.suggest import message_embeddings
+    from textdistill.refine.suggest import message_embedder
 
-    vectors, _ = message_embeddings(load_model(email_model), pool.texts, pool.texts)
+    vectors, _ = message_embedder(load_model(email_model), pool.texts, [])[0].pool(range(len(pool)))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
 
     def mean_similarity(strategy):

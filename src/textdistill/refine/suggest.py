@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +41,7 @@ from textdistill.models.manifest import Manifest
 NEAR_DUPLICATE_COSINE = 0.9
 DIVERSE_CANDIDATES = 10  # diverse clusters the k * this most uncertain messages
 _EPS = 1e-6
+NEEDS_EMBEDDINGS = ("diverse", "rebalance")
 
 
 @dataclass
@@ -70,8 +71,9 @@ class Suggestions:
 
 
 @dataclass
-class _Scores:
-    """What a strategy sees."""
+class Scores:
+    """What a strategy sees: the pool's probabilities, the labels and their thresholds (0.5
+    where the model has none)."""
 
     proba: np.ndarray
     labels: list[str]
@@ -84,7 +86,7 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log1p(-p)
 
 
-def uncertainty(s: _Scores) -> tuple[np.ndarray, list[str]]:
+def uncertainty(s: Scores) -> tuple[np.ndarray, list[str]]:
     """Higher is less sure, with a reason per message."""
     if s.multi_label:
         distance = np.abs(_logit(s.proba) - _logit(s.thresholds)[None, :])
@@ -102,7 +104,7 @@ def uncertainty(s: _Scores) -> tuple[np.ndarray, list[str]]:
     return 1.0 - (first - second), reasons
 
 
-def entropy(s: _Scores) -> tuple[np.ndarray, list[str]]:
+def entropy(s: Scores) -> tuple[np.ndarray, list[str]]:
     p = np.clip(s.proba, _EPS, 1 - _EPS)
     if s.multi_label:
         value = -(p * np.log2(p) + (1 - p) * np.log2(1 - p)).sum(axis=1)
@@ -111,7 +113,7 @@ def entropy(s: _Scores) -> tuple[np.ndarray, list[str]]:
     return value, [f"entropy {v:.2f} of the maximum" for v in value]
 
 
-def label_uncertainty(s: _Scores, label: str) -> tuple[np.ndarray, list[str]]:
+def label_uncertainty(s: Scores, label: str) -> tuple[np.ndarray, list[str]]:
     if label not in s.labels:
         raise TextdistillError(f"label:{label} names no label of the model; its labels are: {', '.join(s.labels)}")
     j = s.labels.index(label)
@@ -145,21 +147,33 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def message_embeddings(model: TextClassifier, texts: Sequence[str], fit_texts: Sequence[str]) -> tuple[np.ndarray, str]:
-    """(n, d) embeddings of ``texts``: a transformer's pooled encoder features, else TF-IDF reduced
-    by LSA to at most 128 dimensions, fit on ``fit_texts`` (pool and annotated messages)."""
+@dataclass
+class Embedder:
+    """Message embeddings on demand: ``pool(indices)`` and ``annotated()``, so that ``diverse``
+    embeds only its shortlist of a large pool."""
+
+    pool: Callable[[Sequence[int]], np.ndarray]
+    annotated: Callable[[], np.ndarray]
+
+
+def message_embedder(model: TextClassifier, texts: Sequence[str], annotated_texts: Sequence[str]) -> tuple[Embedder, str]:
+    """Embeddings of ``texts`` by index, and of ``annotated_texts``: a transformer's pooled encoder
+    features, else TF-IDF reduced by LSA to at most 128 dimensions, fit on both sets of texts."""
     if hasattr(model, "network") and hasattr(model.network, "pool"):
         from textdistill.training.probe import pooled_features
 
-        return pooled_features(model, list(texts), "Embedding"), "encoder"
+        def encode(rows: Sequence[str]) -> np.ndarray:
+            return pooled_features(model, list(rows), "Embedding") if len(rows) else np.zeros((0, 1), np.float32)
+
+        return Embedder(lambda idx: encode([texts[i] for i in idx]), lambda: encode(annotated_texts)), "encoder"
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=1).fit(fit_texts)
-    matrix = vectorizer.transform(fit_texts)
+    fit_texts = [*texts, *annotated_texts]
+    matrix = TfidfVectorizer(sublinear_tf=True).fit_transform(fit_texts)
     dims = max(1, min(128, matrix.shape[1] - 1, matrix.shape[0] - 1))
-    svd = TruncatedSVD(dims, random_state=0).fit(matrix)
-    return svd.transform(vectorizer.transform(texts)).astype(np.float32), "tfidf-lsa"
+    vectors = TruncatedSVD(dims, random_state=0).fit_transform(matrix).astype(np.float32)
+    return Embedder(lambda idx: vectors[list(idx)], lambda: vectors[len(texts) :]), "tfidf-lsa"
 
 
 STRATEGIES: dict[str, str] = {
@@ -203,9 +217,11 @@ def suggest(
     candidates = [i for i, message_id in enumerate(pool.ids) if message_id not in known]
     proba, reused = _pool_probabilities(model, Path(model_dir), pool, transfer_dir)
     thresholds = model.thresholds if model.thresholds is not None else np.full(len(space), 0.5)
-    scores = _Scores(proba, list(space.labels), space.multi_label, np.asarray(thresholds, dtype=np.float64))
-    order, reasons, values, embedding = _rank(strategy, scores, model, pool, annotated, candidates, k, seed)
-    picks, skipped = _without_near_duplicates(pool.texts, order, values, reasons, k)
+    scores = Scores(proba, list(space.labels), space.multi_label, np.asarray(thresholds, dtype=np.float64))
+    embedder, embedding = (None, None)
+    if strategy in NEEDS_EMBEDDINGS:
+        embedder, embedding = message_embedder(model, pool.texts, annotated.texts if annotated is not None else [])
+    picks, skipped = rank_messages(strategy, scores, pool.texts, candidates, k, embedder=embedder, seed=seed)
     predicted = model.predict_label_sets([pool.texts[p.index] for p in picks], proba=proba[[p.index for p in picks]])
     for pick, labels in zip(picks, predicted):
         confidences = model.label_confidences(proba[pick.index])
@@ -213,11 +229,28 @@ def suggest(
     return Suggestions(picks, strategy, proba, scores.labels, scores.multi_label, model.thresholds, reused, skipped, embedding)
 
 
-def _rank(strategy, scores, model, pool, annotated, candidates, k, seed):
-    """Candidate pool indices in the order the strategy prefers them, with their reasons and scores."""
-    candidates = np.asarray(candidates, dtype=int)
-    values = np.zeros(len(pool.texts))
-    reasons = [""] * len(pool.texts)
+def rank_messages(
+    strategy: str,
+    scores: Scores,
+    texts: Sequence[str],
+    candidates: Sequence[int],
+    k: int,
+    *,
+    embedder: Embedder | None = None,
+    seed: int = 0,
+) -> tuple[list[Pick], int]:
+    """The ``k`` messages of ``candidates`` (indices into ``texts`` and ``scores``) that ``strategy``
+    prefers, best first, near-duplicates skipped (their count is returned too). ``diverse`` and
+    ``rebalance`` need ``embedder``."""
+    order, reasons, values = _order(strategy, scores, np.asarray(candidates, dtype=int), k, embedder, seed)
+    return _without_near_duplicates(texts, order, values, reasons, k)
+
+
+def _order(strategy, scores, candidates, k, embedder, seed):
+    """Candidate indices in the order the strategy prefers them, with each message's reason and score."""
+    n = len(scores.proba)
+    values = np.zeros(n)
+    reasons = [""] * n
 
     def ranked(v: np.ndarray) -> np.ndarray:
         return candidates[np.argsort(-v[candidates], kind="stable")]
@@ -225,40 +258,37 @@ def _rank(strategy, scores, model, pool, annotated, candidates, k, seed):
     if strategy == "random":
         order = np.random.default_rng(seed).permutation(candidates)
         values[order] = -np.arange(len(order), dtype=float)
-        return list(order), ["random sample"] * len(pool.texts), values, None
+        return list(order), ["random sample"] * n, values
     if strategy in ("uncertainty", "entropy") or strategy.startswith("label:"):
         if strategy.startswith("label:"):
             values, reasons = label_uncertainty(scores, strategy.removeprefix("label:"))
         else:
             values, reasons = (uncertainty if strategy == "uncertainty" else entropy)(scores)
-        return list(ranked(values)), reasons, values, None
-    fit_texts = list(pool.texts) + (list(annotated.texts) if annotated is not None else [])
+        return list(ranked(values)), reasons, values
     if strategy == "rebalance":
-        vectors, embedding = message_embeddings(model, fit_texts, fit_texts)
-        picked, distances = k_center_greedy(vectors[candidates], vectors[len(pool.texts) :], 2 * k)
+        picked, distances = k_center_greedy(embedder.pool(candidates), embedder.annotated(), 2 * k)
         order = candidates[picked]
         values[order] = distances
         for i, d in zip(order, distances):
             reasons[i] = f"cosine distance {d:.2f} to the nearest annotated or chosen message"
-        return list(order), reasons, values, embedding
+        return list(order), reasons, values
     # diverse
     from sklearn.cluster import KMeans
 
     values, reasons = uncertainty(scores)
     shortlist = ranked(values)[: DIVERSE_CANDIDATES * k]
-    vectors, embedding = message_embeddings(model, [pool.texts[i] for i in shortlist], fit_texts)
     n_clusters = min(k, len(shortlist))
-    clusters = KMeans(n_clusters, n_init=3, random_state=seed).fit_predict(_normalise(vectors))
+    clusters = KMeans(n_clusters, n_init=3, random_state=seed).fit_predict(_normalise(embedder.pool(shortlist)))
     sizes = np.bincount(clusters, minlength=n_clusters)
     first_of_cluster: dict[int, int] = {}
-    for position, cluster in enumerate(clusters):  # shortlist is most uncertain first
+    for position, cluster in enumerate(clusters):  # the shortlist is most uncertain first
         first_of_cluster.setdefault(int(cluster), position)
     leaders = sorted(first_of_cluster.values())
-    rest = [p for p in range(len(shortlist)) if p not in set(leaders)]
+    chosen = set(leaders)
     for position in leaders:
         i = shortlist[position]
         reasons[i] = f"most uncertain of a cluster of {sizes[clusters[position]]}: {reasons[i]}"
-    return [int(shortlist[p]) for p in leaders + rest], reasons, values, embedding
+    return [int(shortlist[p]) for p in leaders + [p for p in range(len(shortlist)) if p not in chosen]], reasons, values
 
 
 def _duplicate_key(text: str) -> str:
