@@ -86,6 +86,17 @@ def test_config_errors_are_explained(sample_data, tmp_path):
     path.write_text("[data\n")
     with pytest.raises(TextdistillError, match="not valid TOML"):
         RunConfig.from_toml(path)
+    for body, message in (('strategy = "smart"', r"\[suggest\] strategy 'smart' is unknown"), ("k = 0", r"\[suggest\] k is the number")):
+        with pytest.raises(TextdistillError, match=message):
+            RunConfig.from_toml(write_config(tmp_path, sample_data, suggest=body))
+
+
+def test_suggest_stage_asks_the_baseline_without_a_teacher(sample_data, tmp_path):
+    path = write_config(tmp_path, sample_data, suggest='strategy = "uncertainty"\nk = 7')
+    path.write_text(path.read_text().replace("seed = 0", 'seed = 0\nstages = ["load", "split", "baseline", "suggest"]'))
+    state = Pipeline(RunConfig.from_toml(path), tmp_path / "run").run()
+    assert len(state.suggestions.picks) == 7 and state.suggestions.reused == 0 and state.suggestions.embedding is None
+    assert state.queue.read_text().splitlines()[0].startswith("id,subject,body,labels,annotated,rank")
 
 
 STUDENTS = """
@@ -123,12 +134,18 @@ def test_teacher_transfer_and_distill_stages(sample_data, tiny_encoder_dir, tmp_
         teacher=f'model = "{tiny_encoder_dir}"\nmethod = "bitfit"\nepochs = 1\nbatch_size = 16\nmax_length = 32',
         transfer='augment = ["mask"]\naugment_factor = 1',
         compress='models = ["static", "lstm"]\nprecisions = ["fp32", "int8"]',
+        suggest='strategy = "diverse"\nk = 10',
     )
-    stages = 'stages = ["load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report"]'
+    stages = 'stages = ["load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report", "suggest"]'
     text = config_path.read_text().replace("seed = 0", f"seed = 0\n{stages}") + STUDENTS
     config_path.write_text(text)
-    Pipeline(RunConfig.from_toml(config_path), tmp_path / "run").run()
+    state = Pipeline(RunConfig.from_toml(config_path), tmp_path / "run").run()
     run = tmp_path / "run"
+    # the queue: the teacher's picks from the unannotated pool, its logits taken from the transfer set
+    assert state.queue == run / "suggest" / "queue.csv" and len(state.suggestions.picks) == 10
+    assert state.suggestions.reused == 50 and state.suggestions.embedding == "encoder"
+    queued = [line.split(",")[0] for line in state.queue.read_text().splitlines()[1:] if line.startswith("msg-")]
+    assert len(queued) == 10 and set(queued) <= set(state.unannotated.ids)
     teacher = json.loads((run / "models" / "teacher" / "manifest.json").read_text())
     assert teacher["kind"] == "transformer" and teacher["config"]["method"] == "bitfit"
     assert "teacher_is_better" in teacher["metrics"]["validation"]

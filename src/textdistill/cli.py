@@ -221,7 +221,19 @@ def _print_results(state: RunState) -> None:
     out = stdout_console()
     out.print()
     print_results(out, state.evaluations)
+    if state.suggestions is not None:
+        _print_queue(state)
     typer.echo(f"Report: {state.report_html}")
+
+
+def _print_queue(state: RunState, shown: int = 5) -> None:
+    """The first messages of the suggest stage's queue, one line each, and where the rest is."""
+    suggestions, texts = state.suggestions, state.unannotated.texts
+    typer.echo(f"\nAnnotate next ({suggestions.strategy}; the first {min(shown, len(suggestions.picks))} of {len(suggestions.picks)}):")
+    for rank, pick in enumerate(suggestions.picks[:shown], 1):
+        text = " ".join(texts[pick.index].split())
+        typer.echo(f"  {rank}. {text[:60] + '...' if len(text) > 60 else text}\n     {pick.reason}")
+    typer.echo(f"Queue: {state.queue}")
 
 
 _STAGE_LINES = "\n".join(f"  {name:<10}{what}" for name, what in STAGES.items())

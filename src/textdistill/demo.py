@@ -14,7 +14,7 @@ from textdistill.pipeline import Pipeline, RunConfig, RunState
 DEMO_CONFIG = """\
 # The demo's pipeline: edit and rerun with `textdistill run {path}`
 [run]
-stages = ["load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report"]
+stages = ["load", "split", "baseline", "teach", "label", "distill", "compress", "evaluate", "report", "suggest"]
 seed = 0
 
 [data]
@@ -66,6 +66,12 @@ min_messages = 256
 
 [report]
 title = "textdistill demo: customer-service emails"
+
+[suggest]
+# what to annotate next: the teacher's most uncertain message of each of 50 clusters of the
+# unannotated pool (its transfer-set logits are reused: nothing is scored again)
+strategy = "diverse"
+k = 50
 """
 
 

@@ -42,7 +42,7 @@ from textdistill.stages import DEFAULT_STAGES, STAGE_ORDER
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.recipes import train_baseline, train_teacher
 
-_REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "distill": "label", "evaluate": "load"}
+_REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "distill": "label", "evaluate": "load", "suggest": "split"}
 
 console = stderr_console()
 
@@ -92,6 +92,25 @@ class CompressConfig:
 
 
 @dataclass(frozen=True)
+class SuggestConfig:
+    """Stage "suggest": a queue of unannotated messages to annotate next (see ``textdistill suggest``)."""
+
+    strategy: str = "diverse"
+    k: int = 50
+    model: str | None = None  # a name under models/; None: the teacher, else the baseline
+
+    def __post_init__(self) -> None:
+        from textdistill.refine.suggest import check_strategy
+
+        try:
+            check_strategy(self.strategy)
+        except TextdistillError as error:
+            raise ValueError(f"[suggest] {error}") from None
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"[suggest] k is the number of messages to suggest, a whole number of at least 1, not {self.k!r}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig
     stages: tuple[str, ...] = STAGE_ORDER
@@ -103,6 +122,7 @@ class RunConfig:
     transfer: TransferConfig = field(default_factory=lambda: TransferConfig())
     students: tuple[tuple[str, StudentSpec], ...] = ()  # (name, spec): saved to models/NAME
     compress: CompressConfig = field(default_factory=CompressConfig)
+    suggest: SuggestConfig = field(default_factory=SuggestConfig)
     cost: CostSettings = field(default_factory=CostSettings)
     positive_label: str | None = None  # two-class data: the positive class (None: the rarer one)
     report_title: str = "textdistill report"
@@ -124,7 +144,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
         raw = {section: dict(values) if isinstance(values, dict) else values for section, values in raw.items()}
-        unknown = set(raw) - {"run", "data", "baseline", "teacher", "transfer", "students", "compress", "evaluate", "report"}
+        unknown = set(raw) - {"run", "data", "baseline", "teacher", "transfer", "students", "compress", "evaluate", "report", "suggest"}
         if unknown:
             raise ValueError(f"unknown sections: {', '.join(sorted(unknown))}")
         run = raw.get("run", {})
@@ -159,6 +179,7 @@ class RunConfig:
             transfer=_strict(TransferConfig, raw.get("transfer", {})),
             students=students,
             compress=compress,
+            suggest=_strict(SuggestConfig, raw.get("suggest", {})),
             cost=CostSettings(**evaluate),
             positive_label=positive_label,
             report_title=raw.get("report", {}).get("title", "textdistill report"),
@@ -249,6 +270,8 @@ class RunState:
     validation: MessageSet | None = None
     report_html: Path | None = None
     evaluations: list[dict] | None = None  # what the report was built from (stage "report")
+    queue: Path | None = None  # stage "suggest": the annotation queue (CSV)
+    suggestions: Any = None  # and its picks (refine.suggest.Suggestions)
 
 
 class Pipeline:
@@ -419,6 +442,26 @@ class Pipeline:
         files = build_report(evaluations, self.state.run_dir / "report", title=self.config.report_title)
         # the path and the results table are the command's last words (textdistill run / demo), printed once
         self.state.report_html, self.state.evaluations = files.html, evaluations
+
+
+    def stage_suggest(self) -> None:
+        from textdistill.refine.suggest import suggest, write_queue
+
+        state, settings = self.state, self.config.suggest
+        models = state.run_dir / "models"
+        name = settings.model or next((n for n in ("teacher", "baseline") if (models / n / "manifest.json").exists()), None)
+        if name is None or not (models / name / "manifest.json").exists():
+            raise TextdistillError(f"stage 'suggest' has no model to ask: train one first (stage 'teach' or 'baseline') or set [suggest] model to a name under {models}.")
+        if state.unannotated is None:
+            console.print("no unannotated messages ([data] unannotated): nothing to suggest")
+            return
+        transfer = state.run_dir / "transfer"
+        reuse = transfer if name == "teacher" and (transfer / "manifest.json").exists() else None
+        annotated = _concat([state.train, state.validation]) if state.validation is not None else state.train
+        suggestions = suggest(models / name, state.unannotated, strategy=settings.strategy, k=settings.k, annotated=annotated, transfer_dir=reuse, seed=self.config.seed)
+        state.queue = write_queue(suggestions, state.unannotated, state.run_dir / "suggest" / "queue.csv", self.config.data.spec)
+        state.suggestions = suggestions
+        console.print(f"{len(suggestions.picks)} messages to annotate next ({settings.strategy}, by the {name}) in {state.queue}")
 
 
 def _strict(cls, values: dict[str, Any]):

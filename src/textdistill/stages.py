@@ -16,6 +16,7 @@ STAGES = {
     "compress": "ONNX copies (fp32, int8) of the [compress] models",
     "evaluate": "quality and cost of every model on the test messages",
     "report": "the side-by-side report: report.md and report.html",
+    "suggest": "what to annotate next, and which annotations look wrong",
 }
 STAGE_ORDER = tuple(STAGES)
 DEFAULT_STAGES = ("load", "split", "baseline", "evaluate", "report")  # without [run] stages: no transformer training

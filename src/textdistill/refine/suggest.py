@@ -364,7 +364,8 @@ def write_queue(suggestions: Suggestions, pool: MessageSet, path: str | Path, sp
     ``reason`` and ``strategy``. Read it back with ``--id-column ID --annotated-column annotated``.
     """
     path = Path(path)
-    raw = read_columns(pool, spec.text_columns, spec.encoding) or {spec.text_columns[0]: list(pool.texts)}
+    # the text columns as the file has them; the text as read when the pool is several files
+    raw = (read_columns(pool, spec.text_columns, spec.encoding) if Path(pool.source).is_file() else None) or {spec.text_columns[0]: list(pool.texts)}
     id_column = spec.id_column or "id"
     label_column = spec.labels_column if suggestions.multi_label else spec.label_column
     header = [id_column, *raw, label_column, QUEUE_FLAG, "rank", "predicted", "confidence", "reason", "strategy"]
