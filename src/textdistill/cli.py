@@ -834,10 +834,10 @@ def sample(
 @app.command(
     epilog=_examples(
         "textdistill suggest models/teacher --pool unannotated.csv --out queue.csv",
-        "textdistill suggest models/teacher --pool unannotated.csv --strategy diverse \\\n"
-        "    --k 100 --transfer transfer/ --out queue.csv",
-        "textdistill suggest models/teacher --pool unannotated.csv --strategy rebalance \\\n"
-        "    --train train.csv --out queue.csv",
+        "textdistill suggest models/teacher --pool unannotated.csv \\\n"
+        "    --strategy diverse --k 100 --transfer transfer/ --out queue.csv",
+        "textdistill suggest models/teacher --pool unannotated.csv \\\n"
+        "    --strategy rebalance --train train.csv --out queue.csv",
         "textdistill baseline --train queue.csv --id-column id \\\n"
         "    --annotated-column annotated --out models/round2  # after annotating",
     )
