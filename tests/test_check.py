@@ -153,6 +153,9 @@ def test_bad_input_is_refused_with_its_place(tmp_path):
     few = write_csv(tmp_path / "few.csv", [{"text": t, "label": label} for t, label in synthetic(4, seed=1)])
     result = run_cli("check", "--train", few, "--out", tmp_path / "issues.csv")
     assert result.returncode == 2 and "too few for 5-fold" in result.stderr and "--folds" in result.stderr
+    nothing = write_csv(tmp_path / "nothing.csv", [{"text": t, "labels": ""} for t, _ in synthetic(20, seed=1)])
+    result = run_cli("check", "--train", nothing, "--out", tmp_path / "issues.csv")
+    assert result.returncode == 2 and "no annotated message has a label" in result.stderr and "nothing.csv" in result.stderr
 
 
 def test_a_model_that_is_not_a_transformer_is_refused(tmp_path):

@@ -6,8 +6,10 @@ it: K-fold cross-validation, stratified by label (``MultilabelStratifiedKFold`` 
 data), with one model per fold. The model is the TF-IDF baseline
 (:class:`~textdistill.models.baseline.TfidfBaseline`, refit per fold), or a logistic-regression
 head on a transformer's frozen pooled features (computed once for all messages; only the head
-is refit per fold). cleanlab then flags the annotations that confident learning finds wrong
-and scores every message's label quality (0 to 1, lower = more suspect).
+is refit per fold). A teacher fine-tuned on these very annotations has learnt their errors
+too; one trained on other data, or with ``--method head`` (a frozen encoder), judges them
+more fairly. cleanlab then flags the annotations that confident learning finds wrong and
+scores every message's label quality (0 to 1, lower = more suspect).
 
 Labels are checked on the columns :class:`~textdistill.data.labels.LabelSpace` encodes:
 single-label, each full path (``Billing > Refund``) is one class; multi-label, every label and
@@ -118,6 +120,13 @@ def check_labels(
     multi_label = bool(messages.multi_label)
     require_two_classes(messages)
     space = LabelSpace.from_label_sets(label_sets, multi_label, messages.hierarchy_sep)
+    if not len(space):
+        raise DataError(
+            "no annotated message has a label: there is nothing to check",
+            file=messages.source,
+            column=messages.label_column,
+            hint="check that the right column is used as the labels (--labels-column)",
+        )
     folds_of = _folds(messages, space, folds, seed)
     if features == "tfidf":
         proba = _tfidf_proba(messages.texts, label_sets, space, folds_of)
