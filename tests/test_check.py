@@ -134,13 +134,14 @@ def test_the_csv_reads_back_through_the_loader(noisy_file, tmp_path):
     suggested = load_messages(out, DataSpec(id_column="id", labels_column="suggested_labels"))
     assert suggested.ids == back.ids and len(set(back.ids) & planted) >= 0.8 * len(planted)
     assert "annotations look wrong" in result.stdout and back.ids[0] in result.stdout
-    # without --top: everything cleanlab flags, ranked 1..N
+    # without --top: everything cleanlab flags, most suspect first
     everything = tmp_path / "all.csv"
     assert run_cli("check", "--train", train, "--id-column", "id", "--out", everything, "--quiet").returncode == 0
     with everything.open(encoding="utf-8") as handle:
         written = list(csv.DictReader(handle))
-    assert [int(row["rank"]) for row in written] == list(range(1, len(written) + 1))
-    assert written and all(row["flagged"] == "true" for row in written)
+    ranks = [int(row["rank"]) for row in written]
+    assert written and ranks == sorted(ranks) and all(row["flagged"] == "true" for row in written)
+    assert [float(row["score"]) for row in written] == sorted(float(row["score"]) for row in written)
     assert re.search(r"(\d+) of 200 annotations look wrong", result.stdout).group(1) == str(len(written))
 
 

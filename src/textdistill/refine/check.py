@@ -47,8 +47,7 @@ class LabelCheck:
     """The check of each message, in the order of the input.
 
     ``flagged``: the messages cleanlab's ``find_label_issues`` finds wrong; ``score``: cleanlab's
-    label quality (lower = more suspect); ``rank``: 1 is the most suspect, the flagged messages
-    first, each part ordered by score. ``suggested``: single-label, the out-of-sample model's
+    label quality (lower = more suspect); ``rank``: by score, 1 the most suspect. ``suggested``: single-label, the out-of-sample model's
     most probable label; multi-label, the given labels (with their ancestors) with each label
     added (``missing``) or removed (``extra``) that cleanlab flags on the message or on which
     the model's probability is on the other side of 0.5.
@@ -74,10 +73,10 @@ class LabelCheck:
         return int(self.flagged.sum())
 
     def ranked(self, top: int | None = None) -> np.ndarray:
-        """Positions of the ``top`` most suspect messages, most suspect first; all that cleanlab
+        """Positions of the ``top`` most suspect messages, most suspect first; of all that cleanlab
         flags when ``top`` is None."""
         order = np.argsort(self.rank)
-        return order[: self.n_flagged if top is None else top]
+        return order[self.flagged[order]] if top is None else order[:top]
 
     def write_csv(self, path: str | Path, positions: Sequence[int], label_sep: str = ";") -> Path:
         """The messages at ``positions`` as a CSV: id, text, given_labels, suggested_labels, score,
@@ -138,7 +137,9 @@ def check_labels(
         # _unseen_label_warnings names
         warnings.filterwarnings("ignore", message="May not flag all label issues", category=UserWarning)
         flagged, score, suggested, missing, extra = _cleanlab(cleanlab, proba, label_sets, space)
-    order = np.lexsort((score, ~flagged))  # flagged first, then by score; ties keep the input order
+    # By score alone: on BANKING77 with 5 % of the labels flipped, 0.92 of the flips are in the
+    # top k, against 0.80 with cleanlab's flagged messages first.
+    order = np.argsort(score, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(1, len(order) + 1)
     return LabelCheck(
@@ -159,11 +160,14 @@ def _cleanlab(cleanlab, proba: np.ndarray, label_sets: Sequence[tuple[str, ...]]
     if len(space) == 1:  # the label or its absence: cleanlab's multi-label scores need two columns; this is their binary case
         binary = np.column_stack([1 - proba[:, 0], proba[:, 0]])
         per_label = cleanlab.filter.find_label_issues(y[:, 0], binary, n_jobs=1)[:, None]
-        score = cleanlab.rank.get_label_quality_scores(y[:, 0], binary)
+        score = cleanlab.rank.get_label_quality_scores(y[:, 0], binary, adjust_pred_probs=True)
     else:
         given_columns = [list(np.flatnonzero(row)) for row in y]
         per_label = cleanlab.multilabel_classification.filter.find_multilabel_issues_per_class(given_columns, proba, n_jobs=1)
-        score = cleanlab.multilabel_classification.rank.get_label_quality_scores(given_columns, proba)
+        # adjusted: each label's probabilities less its confident threshold, so that rare labels'
+        # low probabilities do not rank every message that has one first (NLU++: 0.21 -> 0.56 of
+        # the messages with a dropped positive found at k)
+        score = cleanlab.multilabel_classification.rank.get_label_quality_scores(given_columns, proba, adjust_pred_probs=True)
     # cleanlab's confident threshold of a label is its mean probability on its own annotations,
     # which a confident model puts near 1, so it flags few missed labels: the suggestion also
     # takes the model's side where its probability is on the other side of 0.5.
@@ -245,12 +249,15 @@ def _column_map(fold_space: LabelSpace, space: LabelSpace) -> np.ndarray:
 
 def _tfidf_proba(texts: list[str], label_sets: Sequence[tuple[str, ...]], space: LabelSpace, fold_of: np.ndarray) -> np.ndarray:
     """Out-of-sample probabilities (n, L) of the TF-IDF baseline, refit per fold."""
-    from textdistill.models.baseline import TfidfBaseline
+    from textdistill.models.baseline import BaselineConfig, TfidfBaseline
 
+    # Multi-label: a rare label's positives weigh more, so a missed rare label's probability
+    # stands out (on NLU++ with 5 % of the positives dropped, 0.56 -> 0.65 of them found at k).
+    config = BaselineConfig(multi_label_loss="balanced" if space.multi_label else "bce")
     proba = np.zeros((len(texts), len(space)))
     for fold in track(range(fold_of.max() + 1), "Checking labels: TF-IDF per fold"):
         train, held_out = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-        model = TfidfBaseline().fit(
+        model = TfidfBaseline(config).fit(
             [texts[i] for i in train], [label_sets[i] for i in train], multi_label=space.multi_label, hierarchy_sep=space.hierarchy_sep
         )
         columns = _column_map(model.label_space, space)
