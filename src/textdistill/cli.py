@@ -997,6 +997,79 @@ def predict(
     typer.echo(f"Predictions: {counts['n_messages']:,} messages from {files} file{'s' if files > 1 else ''} in {out}")
 
 
+@app.command(
+    epilog=_examples(
+        "textdistill check --train train.csv --out issues.csv",
+        "textdistill check --train emails.csv --text-column subject \\\n"
+        "    --text-column body --id-column id --model models/teacher \\\n"
+        "    --top 50 --out issues.csv  # teacher features",
+    )
+)
+def check(
+    train: Annotated[Path, typer.Option(help="Annotated messages (CSV, JSONL or Parquet).")],
+    out: Annotated[Path, typer.Option(help="CSV to write: id, text, given_labels, suggested_labels, score, rank, flagged (multi-label: also missing_labels, extra_labels).")],
+    model: Annotated[
+        str, typer.Option(help="tfidf (the TF-IDF baseline, refit per fold) or a transformer teacher's directory (a logistic-regression head on its frozen features).")
+    ] = "tfidf",
+    folds: Annotated[int, typer.Option(help="Cross-validation folds: each message is judged by a model trained on the others.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the folds.")] = 0,
+    top: Annotated[int | None, typer.Option(help="Write the N most suspect messages (default: all that cleanlab flags).", show_default=False)] = None,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    label_column: LabelColumn = "label",
+    labels_column: LabelsColumn = "labels",
+    label_sep: LabelSep = ";",
+    multi_label: MultiLabel = None,
+    annotated_column: AnnotatedColumn = None,
+    clean_email: CleanEmail = False,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    fold_case: FoldCase = False,
+    max_text_chars: MaxTextChars = 1_000_000,
+    long_text: LongText = "refuse",
+    quiet: Quiet = False,
+) -> None:
+    """Find annotations that look wrong: Check label, Missed label.
+
+    Each message gets label probabilities from a model that did not see it (cross-validation
+    in --folds folds), and cleanlab's confident learning flags the annotations they contradict
+    and scores each message's label quality (0 to 1, lower = more suspect). Multi-label data:
+    missing_labels and extra_labels say which labels look missed or wrong. The file reads back
+    as annotated messages: --id-column id and --labels-column (multi-label) or --label-column
+    (single-label) given_labels or suggested_labels.
+    """
+    from rich import box
+    from rich.table import Table
+
+    from textdistill.refine.check import check_labels
+
+    set_quiet(quiet)
+    if top is not None and top < 1:
+        raise TextdistillError(f"--top is {top}: give a positive number of messages, or leave it out for all that cleanlab flags.")
+    spec = _spec(text_column, id_column, label_column, labels_column, label_sep, multi_label, annotated_column, clean_email, skip_bad_rows, encoding, fold_case, max_text_chars, long_text)
+    messages = load_messages(train, spec).annotated()
+    listing = out.with_name(f"{out.stem}.{SKIPPED_ROWS_FILE}")
+    _report_skipped(messages, listing)
+    features, model_dir = ("tfidf", None) if model == "tfidf" else ("teacher", Path(model))
+    result = check_labels(messages, features=features, model_dir=model_dir, folds=folds, seed=seed)
+    for warning in result.warnings:
+        console.print(f"{train}: {warning}", style="yellow")
+    positions = result.ranked(top)
+    result.write_csv(out, positions, label_sep)
+    if messages.skipped:
+        write_skipped_rows(messages.skipped, listing)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for name in ("rank", "id", "text", "given", "suggested", "score"):
+        table.add_column(name, justify="right" if name in ("rank", "score") else "left", overflow="fold")
+    for i in positions[:10]:
+        text = " ".join(result.texts[i].split())
+        table.add_row(str(result.rank[i]), result.ids[i], text[:60] + ("…" if len(text) > 60 else ""),
+                      label_sep.join(result.given[i]), label_sep.join(result.suggested[i]), f"{result.score[i]:.3f}")  # fmt: skip
+    if len(positions):
+        stdout_console().print(table)
+    typer.echo(f"{result.n_flagged} of {len(result)} annotations look wrong; wrote {len(positions)} to {out}")
+
+
 def main() -> None:
     """Entry point: people get their error message, not a traceback."""
     try:
