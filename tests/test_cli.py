@@ -17,7 +17,7 @@ from textdistill.console import stderr_console
 from textdistill.pipeline import STAGE_ORDER
 from textdistill.transfer import TransferSet
 
-COMMANDS = ["demo", "run", "baseline", "teach", "label", "augment", "distill", "early-exit", "compress", "evaluate", "report", "sample", "predict", "suggest"]
+COMMANDS = ["demo", "run", "baseline", "teach", "label", "augment", "distill", "early-exit", "compress", "evaluate", "report", "sample", "predict", "suggest", "check"]
 runner = CliRunner()
 
 
@@ -220,3 +220,14 @@ def test_demo_runs_end_to_end(tmp_path):
     # the results table ends the output: the report's rows, each compressed copy under its source
     rows = [cells[0] for cells in map(str.split, result.stdout.splitlines()) if len(cells) > 2 and cells[1] in ("baseline", "teacher", "student", "int8")]
     assert rows == ["baseline", "teacher", "bilstm", "bilstm-int8", "static", "static-int8"]
+    # validation is the sample's recent-messages file, and every annotated message trains
+    split = json.loads((tmp_path / "demo" / "run" / "data" / "split.json").read_text())
+    with (tmp_path / "demo" / "data" / "validation.csv").open(newline="") as handle:
+        assert split["validation"] == [row["id"] for row in csv.DictReader(handle)]
+    assert len(split["train"]) == 1200
+    # then what to annotate next: fifty unannotated messages, the first five shown before the report path
+    queue = tmp_path / "demo" / "run" / "suggest" / "queue.csv"
+    with queue.open(newline="") as handle:
+        queued = list(csv.DictReader(handle))
+    assert len(queued) == 50 and all(row["id"].startswith("msg-") and row["annotated"] == "false" for row in queued)
+    assert "Annotate next (diverse; the first 5 of 50):" in result.stdout and f"Queue: {queue}" in result.stdout
