@@ -231,3 +231,7 @@ def test_demo_runs_end_to_end(tmp_path):
         queued = list(csv.DictReader(handle))
     assert len(queued) == 50 and all(row["id"].startswith("msg-") and row["annotated"] == "false" for row in queued)
     assert "Annotate next (diverse; the first 5 of 50):" in result.stdout and f"Queue: {queue}" in result.stdout
+    # and which annotations look wrong: the label check finds most of the 24 the sample planted
+    assert "Annotations that look wrong (" in result.stdout
+    found = re.search(r"The sample has 24 annotations planted wrong \(data/label_errors.csv\): (\d+) of them are the check's 24 most suspect", result.stdout)
+    assert found and int(found.group(1)) >= 18, result.stdout

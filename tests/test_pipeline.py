@@ -1,5 +1,6 @@
 """The pipeline from a TOML config: stages in order, one run directory."""
 
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -86,7 +87,7 @@ def test_config_errors_are_explained(sample_data, tmp_path):
     path.write_text("[data\n")
     with pytest.raises(TextdistillError, match="not valid TOML"):
         RunConfig.from_toml(path)
-    for body, message in (('strategy = "smart"', r"\[suggest\] strategy 'smart' is unknown"), ("k = 0", r"\[suggest\] k is the number")):
+    for body, message in (('strategy = "smart"', r"\[suggest\] strategy 'smart' is unknown"), ("k = 0", r"\[suggest\] k is the number"), ("check_folds = 1", r"\[suggest\] check_folds is 0")):
         with pytest.raises(TextdistillError, match=message):
             RunConfig.from_toml(write_config(tmp_path, sample_data, suggest=body))
 
@@ -97,6 +98,12 @@ def test_suggest_stage_asks_the_baseline_without_a_teacher(sample_data, tmp_path
     state = Pipeline(RunConfig.from_toml(path), tmp_path / "run").run()
     assert len(state.suggestions.picks) == 7 and state.suggestions.reused == 0 and state.suggestions.embedding is None
     assert state.queue.read_text().splitlines()[0].startswith("id,subject,body,labels,annotated,rank")
+    # and the label check of the training annotations, its flagged messages most suspect first
+    check = state.label_check
+    assert len(check) == len(state.train) and check.n_flagged > 0
+    with state.label_issues.open(newline="") as handle:
+        flagged = list(csv.DictReader(handle))
+    assert [row["id"] for row in flagged] == [check.ids[i] for i in check.ranked()]
 
 
 STUDENTS = """

@@ -195,14 +195,15 @@ def demo(
     evaluates every configured model, and prints the results table and where the report is.
     With --serve it then serves the student with the best macro-F1 on the test set.
     """
-    from textdistill.demo import best_student, run_demo
+    from textdistill.demo import best_student, planted_errors_found, run_demo
 
     if serve:
         from textdistill.serve import require_serve_extra
 
         require_serve_extra()  # before minutes of training, not after
     set_quiet(quiet)
-    _print_results(run_demo(out, threads=threads))
+    state = run_demo(out, threads=threads)
+    _print_results(state, planted_errors_found(out, state))
     if serve:
         from textdistill.serve import ServeSettings
         from textdistill.serve.server import run_server
@@ -212,8 +213,9 @@ def demo(
         run_server(student, ServeSettings(threads=threads), host=host, port=port)
 
 
-def _print_results(state: RunState) -> None:
-    """The last words of run and demo: the results table (the report's rows) and the report's path."""
+def _print_results(state: RunState, note: str | None = None) -> None:
+    """The last words of run and demo: the results table (the report's rows), the suggest stage's
+    queue and label issues, ``note``, and the report's path."""
     if state.report_html is None:
         return
     from textdistill.evaluate.report.terminal import print_results
@@ -223,7 +225,22 @@ def _print_results(state: RunState) -> None:
     print_results(out, state.evaluations)
     if state.suggestions is not None:
         _print_queue(state)
+    if state.label_check is not None:
+        _print_label_issues(state)
+    if note:
+        typer.echo(note)
     typer.echo(f"Report: {state.report_html}")
+
+
+def _print_label_issues(state: RunState, shown: int = 5) -> None:
+    """The most suspect training annotations of the suggest stage's label check, and where the rest is."""
+    check = state.label_check
+    typer.echo(f"\nAnnotations that look wrong ({check.n_flagged} of {len(check)}; the first {min(shown, check.n_flagged)}):")
+    for i in check.ranked(min(shown, check.n_flagged)):
+        text = " ".join(check.texts[i].split())
+        given, suggested = "; ".join(check.given[i]) or "(none)", "; ".join(check.suggested[i]) or "(none)"
+        typer.echo(f"  {check.ids[i]}: {given} -> {suggested}?\n     {text[:60] + '...' if len(text) > 60 else text}")
+    typer.echo(f"Label issues: {state.label_issues}")
 
 
 def _print_queue(state: RunState, shown: int = 5) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import tomllib
@@ -69,10 +70,23 @@ title = "textdistill demo: customer-service emails"
 
 [suggest]
 # what to annotate next: the teacher's most uncertain message of each of 50 clusters of the
-# unannotated pool (its transfer-set logits are reused: nothing is scored again)
+# unannotated pool (its transfer-set logits are reused: nothing is scored again); and which
+# training annotations look wrong (TF-IDF out of fold, cleanlab), the sample's planted errors among them
 strategy = "diverse"
 k = 50
+check_folds = 5
 """
+
+
+def planted_errors_found(out: str | Path, state: RunState) -> str | None:
+    """How many of the annotations the sample planted wrong the label check ranks first, as a sentence."""
+    if state.label_check is None:
+        return None
+    with (Path(out) / "data" / "label_errors.csv").open(encoding="utf-8", newline="") as handle:
+        planted = {row["id"] for row in csv.DictReader(handle)}
+    check = state.label_check
+    found = planted & {check.ids[i] for i in check.ranked(len(planted))}
+    return f"The sample has {len(planted)} annotations planted wrong (data/label_errors.csv): {len(found)} of them are the check's {len(planted)} most suspect."
 
 
 def run_demo(out: str | Path, *, threads: int | None = None, seed: int = 0) -> RunState:

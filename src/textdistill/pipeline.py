@@ -98,6 +98,7 @@ class SuggestConfig:
     strategy: str = "diverse"
     k: int = 50
     model: str | None = None  # a name under models/; None: the teacher, else the baseline
+    check_folds: int = 5  # the label check of the training annotations (textdistill check); 0: none
 
     def __post_init__(self) -> None:
         from textdistill.refine.suggest import check_strategy
@@ -108,6 +109,8 @@ class SuggestConfig:
             raise ValueError(f"[suggest] {error}") from None
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
             raise ValueError(f"[suggest] k is the number of messages to suggest, a whole number of at least 1, not {self.k!r}")
+        if isinstance(self.check_folds, bool) or not isinstance(self.check_folds, int) or self.check_folds == 1 or self.check_folds < 0:
+            raise ValueError(f"[suggest] check_folds is 0 (no label check) or the number of cross-validation folds, 2 or more, not {self.check_folds!r}")
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,8 @@ class RunState:
     evaluations: list[dict] | None = None  # what the report was built from (stage "report")
     queue: Path | None = None  # stage "suggest": the annotation queue (CSV)
     suggestions: Any = None  # and its picks (refine.suggest.Suggestions)
+    label_issues: Path | None = None  # stage "suggest": the training annotations that look wrong (CSV)
+    label_check: Any = None  # and the whole check (refine.check.LabelCheck)
 
 
 class Pipeline:
@@ -445,9 +450,17 @@ class Pipeline:
 
 
     def stage_suggest(self) -> None:
+        from textdistill.refine.check import check_labels
         from textdistill.refine.suggest import suggest, write_queue
 
         state, settings = self.state, self.config.suggest
+        if settings.check_folds:
+            check = check_labels(state.train, folds=settings.check_folds, seed=self.config.seed)
+            state.label_issues = check.write_csv(state.run_dir / "suggest" / "label_issues.csv", check.ranked(), self.config.data.spec.label_sep)
+            state.label_check = check
+            for warning in check.warnings:
+                console.print(f"  {warning}", style="yellow")
+            console.print(f"{check.n_flagged} of {len(check)} training annotations look wrong (TF-IDF, {settings.check_folds}-fold, cleanlab) in {state.label_issues}")
         models = state.run_dir / "models"
         name = settings.model or next((n for n in ("teacher", "baseline") if (models / n / "manifest.json").exists()), None)
         if name is None or not (models / name / "manifest.json").exists():
