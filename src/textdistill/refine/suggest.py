@@ -176,14 +176,7 @@ def message_embedder(model: TextClassifier, texts: Sequence[str], annotated_text
     return Embedder(lambda idx: vectors[list(idx)], lambda: vectors[len(texts) :]), "tfidf-lsa"
 
 
-STRATEGIES: dict[str, str] = {
-    "uncertainty": "smallest margin between the top two labels (multi-label: a label nearest its threshold)",
-    "entropy": "most spread-out probabilities",
-    "diverse": "the most uncertain message of each of k clusters of uncertain messages",
-    "label:NAME": "where the model is unsure about label NAME",
-    "rebalance": "messages least like any annotated one",
-    "random": "a random sample (the control)",
-}
+STRATEGIES = ("uncertainty", "entropy", "diverse", "label:NAME", "rebalance", "random")  # the module docstring says what each does
 
 
 def check_strategy(strategy: str) -> None:
