@@ -39,3 +39,20 @@ def test_a_validation_file_without_the_flag_column_is_annotated_throughout_and_o
     result = baseline("--train", train, "--validation", flagged, "--annotated-column", "annotated", "--out", tmp_path / "b")
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["labels"] == ["delivery", "refund"]
+
+
+def test_the_pipeline_reads_held_out_files_without_the_flag_column_as_annotated(tmp_path):
+    from textdistill.pipeline import Pipeline, RunConfig
+
+    write(tmp_path / "train.csv", ("id", "text", "label", "annotated"), TRAIN)
+    write(tmp_path / "val.csv", ("id", "text", "label"), [("v1", "refund please", "refund"), ("v2", "parcel late", "delivery")])
+    write(tmp_path / "test.csv", ("id", "text", "label"), [("t1", "money back", "refund"), ("t2", "delivery parcel", "delivery"), ("t3", "refund", "refund")])
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[run]\nstages = ["load", "split", "baseline"]\n[data]\ntrain = "train.csv"\ntest = "test.csv"\nvalidation = "val.csv"\n'
+        'id_column = "id"\nannotated_column = "annotated"\n',
+        encoding="utf-8",
+    )
+    state = Pipeline(RunConfig.from_toml(config), tmp_path / "run").run()
+    assert len(state.train) == 24 and state.unannotated is not None and state.unannotated.ids == ["u1"]
+    assert state.validation.ids == ["v1", "v2"] and state.test.ids == ["t1", "t2", "t3"]

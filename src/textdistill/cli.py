@@ -166,11 +166,7 @@ def _train_and_validation(train: Path, validation: Path | None, fraction: float,
     require_two_classes(messages)
     if validation is None:
         return train_validation_split(messages, fraction, seed)
-    # a validation file without the annotated-flag column is annotated throughout
-    held_spec = replace(spec, multi_label=messages.multi_label)
-    if spec.annotated_column and spec.annotated_column not in load_messages(validation, replace(spec, annotated_column=None), annotated=False).columns:
-        held_spec = replace(held_spec, annotated_column=None)
-    held_out = load_messages(validation, held_spec).annotated()
+    held_out = load_messages(validation, replace(spec, multi_label=messages.multi_label), held_out=True).annotated()
     if spec.fold_case:
         held_out = fold_to(held_out, {label for labels in messages.labels for label in labels})
     _report_skipped(held_out, out / SKIPPED_ROWS_FILE)

@@ -313,9 +313,9 @@ class Pipeline:
         self.state.unannotated = _concat(pool) if pool else None
         # The test file is read as the training data is: same label mode.
         test_spec = replace(spec, multi_label=loaded.multi_label)
-        self.state.test = load_messages(data.test, test_spec).annotated()
+        self.state.test = load_messages(data.test, test_spec, held_out=True).annotated()
         if data.validation:
-            self.state.validation = load_messages(data.validation, test_spec).annotated()
+            self.state.validation = load_messages(data.validation, test_spec, held_out=True).annotated()
         if spec.fold_case:  # held-out labels take the training data's spelling
             trained = {label for labels in self.state.train.labels for label in labels}
             self.state.test = fold_to(self.state.test, trained)

@@ -162,11 +162,12 @@ class MessageSet:
         return kept
 
 
-def load_messages(path: str | Path, spec: DataSpec | None = None, *, annotated: bool = True) -> MessageSet:
+def load_messages(path: str | Path, spec: DataSpec | None = None, *, annotated: bool = True, held_out: bool = False) -> MessageSet:
     """Read and validate messages.
 
     ``annotated=False`` reads an unannotated file: label columns are ignored. Otherwise every
-    row is annotated unless ``spec.annotated_column`` marks it as not.
+    row is annotated unless ``spec.annotated_column`` marks it as not. ``held_out``: a
+    validation or test file, which is annotated throughout when it has no annotated-flag column.
     """
     spec = spec or DataSpec()
     path = Path(path)
@@ -174,6 +175,8 @@ def load_messages(path: str | Path, spec: DataSpec | None = None, *, annotated: 
     _require_columns(path, columns, spec.text_columns, "text", "--text-column")
     if spec.id_column:
         _require_columns(path, columns, (spec.id_column,), "id", "--id-column")
+    if held_out and spec.annotated_column not in columns:
+        spec = replace(spec, annotated_column=None)
     if spec.annotated_column:
         _require_columns(path, columns, (spec.annotated_column,), "annotated-flag", "--annotated-column")
     label_column, multi_label = (None, spec.multi_label)
