@@ -13,9 +13,8 @@ from rich.text import Text
 from textdistill.compress import INT8_TOLERANCE
 from textdistill.console import stderr_console, stdout_console
 from textdistill.data.messages import DataSpec, MessageSet, describe_cleaning, fold_to, load_messages, read_columns, require_two_classes, text_cleaning, write_skipped_rows
-from textdistill.data.split import train_validation_split
 from textdistill.errors import TextdistillError
-from textdistill.evaluate.evaluation import CostSettings
+from textdistill.evaluate.cost import CostSettings
 from textdistill.progress import set_quiet
 from textdistill.stages import DEFAULT_STAGES, STAGES
 
@@ -165,6 +164,8 @@ def _train_and_validation(train: Path, validation: Path | None, fraction: float,
     _report_skipped(messages, out / SKIPPED_ROWS_FILE)
     require_two_classes(messages)
     if validation is None:
+        from textdistill.data.split import train_validation_split  # sklearn: imported when a split is made
+
         return train_validation_split(messages, fraction, seed)
     held_out = load_messages(validation, replace(spec, multi_label=messages.multi_label), held_out=True).annotated()
     if spec.fold_case:

@@ -43,6 +43,19 @@ _THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 _STDERR_LINES = 15
 
 
+@dataclass(frozen=True)
+class CostSettings:
+    """How cost is measured; ``measure=False`` skips it (quality only)."""
+
+    measure: bool = True
+    threads: int | None = None
+    latency_samples: int = 200
+    warmup: int = 20
+    batch_size: int = 256
+    min_messages: int = 2048
+    repeats: int = 3
+
+
 def machine_info() -> dict[str, Any]:
     """The CPU the numbers were measured on: model name, logical cores (``os.cpu_count()``),
     and which SIMD/matrix instruction sets that matter for inference it has (empty if unknown)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +10,7 @@ import numpy as np
 
 from textdistill.data.messages import MessageSet, SkippedRow, text_cleaning
 from textdistill.errors import DataError
-from textdistill.evaluate.cost import machine_info, measure_cost
+from textdistill.evaluate.cost import CostSettings, machine_info, measure_cost
 from textdistill.evaluate.metrics import choose_positive_label, quality_metrics
 from textdistill.models.base import TextClassifier, load_model
 from textdistill.models.encoder_config import EncoderConfig
@@ -22,19 +21,6 @@ if TYPE_CHECKING:
     from textdistill.students.early_exit import EarlyExitClassifier
 
 PREDICT_BATCH_SIZE = 256
-
-
-@dataclass(frozen=True)
-class CostSettings:
-    """How cost is measured; ``measure=False`` skips it (quality only)."""
-
-    measure: bool = True
-    threads: int | None = None
-    latency_samples: int = 200
-    warmup: int = 20
-    batch_size: int = 256
-    min_messages: int = 2048
-    repeats: int = 3
 
 
 def predict_proba_batched(model: TextClassifier, texts: list[str], description: str = "Predicting") -> np.ndarray:
