@@ -284,13 +284,13 @@ def _teacher_features(model_dir: Path, texts: list[str]) -> np.ndarray:
 def _head_proba(x: np.ndarray, label_sets: Sequence[tuple[str, ...]], space: LabelSpace, fold_of: np.ndarray) -> np.ndarray:
     """Out-of-sample probabilities (n, L) of a logistic-regression head on frozen features ``x``,
     refit per fold (the linear probe's head fitting)."""
-    from textdistill.training.probe import _fit_head
+    from textdistill.training.probe import fit_head
 
     proba = np.zeros((len(x), len(space)))
     y = space.encode(label_sets) if space.multi_label else space.encode_single(label_sets)
     for fold in track(range(fold_of.max() + 1), "Checking labels: head per fold"):
         train, held_out = np.flatnonzero(fold_of != fold), np.flatnonzero(fold_of == fold)
-        weights, bias = _fit_head(space, x[train], y[train], HEAD_C)
+        weights, bias = fit_head(space, x[train], y[train], HEAD_C)
         logits = x[held_out] @ weights.T + bias
         if space.multi_label:
             proba[held_out] = expit(logits)

@@ -72,7 +72,7 @@ def pretrained_features(model, source: str, texts: Sequence[str], description: s
     return features
 
 
-def _fit_head(space: LabelSpace, x: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+def fit_head(space: LabelSpace, x: np.ndarray, y: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
     """(weights (L, hidden), bias (L,)) of a logistic regression on ``x``."""
     if not space.multi_label:
         return softmax_weights(LogisticRegression(C=C, max_iter=2000).fit(x, y))
@@ -128,13 +128,13 @@ def fit_linear_probe(
     if validation is not None and len(grid) > 1:
         x_val, y_val = encode(validation[0], "Linear probe: encoding validation"), _targets(space, validation[1])
         for candidate in grid:
-            weights, bias = _fit_head(space, x, y, candidate)
+            weights, bias = fit_head(space, x, y, candidate)
             score = _score(space, weights, bias, x_val, y_val)
             if best is None or score > best[0]:
                 best = (score, candidate, weights, bias)
     else:
         chosen = grid[0] if C is not None else 1.0
-        best = (None, chosen, *_fit_head(space, x, y, chosen))
+        best = (None, chosen, *fit_head(space, x, y, chosen))
     score, chosen, weights, bias = best
     head = model.network.head
     with torch.no_grad():
