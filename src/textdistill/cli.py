@@ -1106,14 +1106,14 @@ def automate(
     label_column: Annotated[str | None, typer.Option(help="Single-label column (default: as trained).")] = None,
     labels_column: Annotated[str | None, typer.Option(help="Multi-label column (default: as trained).")] = None,
     label_sep: Annotated[str | None, typer.Option(help="Separator between labels (default: as trained).")] = None,
-    clean_email: CleanEmailAsTrained = None,
+    clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as trained).", show_default=False)] = None,
     skip_bad_rows: SkipBadRows = False,
     encoding: Encoding = "utf-8",
     max_text_chars: MaxTextCharsAsTrained = None,
     long_text: LongTextAsTrained = None,
     quiet: Quiet = False,
 ) -> None:
-    """Choose per-label confidence thresholds that reach a target precision.
+    """Per-label thresholds that reach a target precision.
 
     For each label, the lowest confidence at which the model's predictions of it on
     --validation reach the target precision (and the recall left there). predict and serve
