@@ -372,3 +372,19 @@ def test_a_validation_label_the_model_does_not_know_is_refused_naming_the_row(no
     data = write_csv(tmp_path / "validation.csv", [*validation[:10], ("hello there", "unheard-of"), *validation[10:]])
     result = run_cli("automate", directory, "--validation", data, "--id-column", "id")
     assert result.returncode == 2 and "row 11" in result.stderr and "'unheard-of'" in result.stderr and "label" in result.stderr
+
+
+def test_the_report_shows_the_per_label_table_of_models_with_thresholds(automated, tmp_path):
+    from textdistill.evaluate.evaluation import write_evaluation
+    from textdistill.evaluate.report import build_report, collect_evaluations
+
+    plain, directory, _ = automated
+    test = as_messages(noisy(120, seed=13))
+    files = [write_evaluation(evaluate_model(d, test, name=name, cost=CostSettings(measure=False)), tmp_path / f"{name}.json") for d, name in ((plain, "plain"), (directory, "automated"))]
+    report = build_report(collect_evaluations(files), tmp_path / "report")
+    block = json.loads(files[1].read_text())["automation"]
+    heading = f"automated: {block['n_reached']} of 6 labels reach 0.95 on test ({block['n_reached_on_validation']} on validation)"
+    markdown, html = report.markdown.read_text(), report.html.read_text()
+    assert "## Automation thresholds" in markdown and heading in markdown and "plain:" not in markdown.split("## Automation thresholds")[1].split("## Most confused")[0]
+    assert "| other | 0.95 | — |" in markdown and "not automated" in markdown  # the unreached label, listed first
+    assert "<h2>Automation thresholds</h2>" in html and heading in html
