@@ -927,7 +927,8 @@ def serve(
     labels (thresholds applied, hierarchy parents included) and their confidences, in order;
     a message without an id gets its position in the request (0, 1, ...). GET /health, GET
     /model, OpenAPI at /docs. SIGTERM or Ctrl+C stops it gracefully: requests in flight are
-    answered first.
+    answered first. A model with automation thresholds (textdistill automate) returns only
+    the labels at or above them; each answer lists the others under withheld.
     """
     from textdistill.serve import ServeSettings, require_serve_extra
 
@@ -992,7 +993,8 @@ def predict(
     matches sorted by name), and each is cut into shards: shards/part-FFFFF-CCCCC.parquet is
     chunk C of file F. Each row holds the message's id and text, the predicted label set
     (labels), the model's logits (one per label, in the order of the manifest's labels), and
-    the file and 1-based data row it came from. Without --id-column, ids are stem:row,
+    the file and 1-based data row it came from; with automation thresholds (textdistill
+    automate), labels holds the labels at or above them and withheld the others. Without --id-column, ids are stem:row,
     prefixed with the file's index (2/inbox:17) when there are several files. Interrupted?
     Run the same command again: finished shards are kept, finished files are not read again;
     changed input files are refused. With --engine ray, Ray tasks read the files and a pool
