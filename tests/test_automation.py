@@ -346,6 +346,10 @@ def test_the_command_prints_the_table_and_writes_the_file(noisy_model, tmp_path)
     assert "other: not automated" in result.stdout and "threshold" in result.stdout
     assert {e["label"]: e["target_precision"] for e in saved["labels"]}["refund"] == 0.99
     assert "textdistill automate" in run_cli("automate", "--help").stdout  # with an example
+    evaluated = run_cli("evaluate", directory, "--data", data, "--id-column", "id", "--json", tmp_path / "eval.json", "--no-cost", "-q")
+    block = json.loads((tmp_path / "eval.json").read_text())["automation"]
+    assert evaluated.returncode == 0 and block["n_reached_on_validation"] == block["n_reached"] == reached  # on the data they were chosen on
+    assert f"Automation: {block['n_reached']} of 6 labels reach 0.95 on this data ({reached} on validation)" in evaluated.stdout
 
 
 @pytest.mark.parametrize(

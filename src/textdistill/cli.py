@@ -810,6 +810,11 @@ def evaluate(
         )
         + (f", {result['skipped_rows']} rows skipped" if result["skipped_rows"] else "")
     )
+    if automation := result["automation"]:
+        typer.echo(
+            f"Automation: {automation['n_reached']} of {automation['n_labels']} labels reach {automation['target_precision']:g} on this data "
+            f"({automation['n_reached_on_validation']} on validation)"
+        )
     typer.echo(f"Results: {json_path}")
 
 

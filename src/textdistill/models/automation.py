@@ -210,11 +210,16 @@ def measure_on(
 ) -> dict[str, Any]:
     """What the saved thresholds give on other annotated messages (test data): per label the
     threshold, precision, recall, support and average precision, and which labels reach their
-    target there (a label without predictions at its threshold has no precision and does not)."""
+    target there (a label without predictions at its threshold has no precision and does not).
+    A message counts as automated for a label as :meth:`Automation.apply` decides it."""
     labels = [entry.label for entry in automation.labels]
     confidence, is_predicted, is_true = _matrices(space, proba, predicted, true_sets, labels)
     thresholds = np.array([entry.threshold if entry.reached else np.inf for entry in automation.labels])
     automated = is_predicted & (confidence >= thresholds)
+    column = {label: j for j, label in enumerate(labels)}
+    for j, label in enumerate(labels):  # a kept label brings its ancestors, as predict and serve return them
+        for parent in ancestors(label, space.hierarchy_sep):
+            automated[:, column[parent]] |= automated[:, j]
     rows = []
     for j, entry in enumerate(automation.labels):
         support, n_automated = int(is_true[:, j].sum()), int(automated[:, j].sum())
