@@ -807,6 +807,11 @@ def evaluate(
         )
         + (f", {result['skipped_rows']} rows skipped" if result["skipped_rows"] else "")
     )
+    if automation := result["automation"]:
+        typer.echo(
+            f"Automation: {automation['n_reached']} of {automation['n_labels']} labels reach {automation['target_precision']:g} on this data "
+            f"({automation['n_reached_on_validation']} on validation)"
+        )
     typer.echo(f"Results: {json_path}")
 
 
@@ -924,7 +929,8 @@ def serve(
     labels (thresholds applied, hierarchy parents included) and their confidences, in order;
     a message without an id gets its position in the request (0, 1, ...). GET /health, GET
     /model, OpenAPI at /docs. SIGTERM or Ctrl+C stops it gracefully: requests in flight are
-    answered first.
+    answered first. A model with automation thresholds (textdistill automate) returns only
+    the labels at or above them; each answer lists the others under withheld.
     """
     from textdistill.serve import ServeSettings, require_serve_extra
 
@@ -989,7 +995,8 @@ def predict(
     matches sorted by name), and each is cut into shards: shards/part-FFFFF-CCCCC.parquet is
     chunk C of file F. Each row holds the message's id and text, the predicted label set
     (labels), the model's logits (one per label, in the order of the manifest's labels), and
-    the file and 1-based data row it came from. Without --id-column, ids are stem:row,
+    the file and 1-based data row it came from; with automation thresholds (textdistill
+    automate), labels holds the labels at or above them and withheld the others. Without --id-column, ids are stem:row,
     prefixed with the file's index (2/inbox:17) when there are several files. Interrupted?
     Run the same command again: finished shards are kept, finished files are not read again;
     changed input files are refused. With --engine ray, Ray tasks read the files and a pool
@@ -1082,6 +1089,85 @@ def check(
     if len(positions):
         stdout_console().print(table)
     typer.echo(f"{result.n_flagged} of {len(result)} annotations look wrong; wrote {len(positions)} to {out}")
+
+
+@app.command(
+    epilog=_examples(
+        "textdistill automate models/teacher --validation validation.csv",
+        "textdistill automate models/static --validation validation.csv \\\n"
+        "    --target-precision 0.9 --label-precision 'Billing=0.99'",
+    )
+)
+def automate(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory; automation.json is written into it.")],
+    validation: Annotated[Path, typer.Option(help="Annotated validation messages the model was not trained on.")],
+    target_precision: Annotated[float, typer.Option(help="Precision each label must reach on --validation to be automated.")] = 0.95,
+    label_precision: Annotated[
+        list[str] | None, typer.Option(metavar="LABEL=PRECISION", help="A label's own target, e.g. 'Billing=0.99'; repeat for more.")
+    ] = None,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    label_column: Annotated[str | None, typer.Option(help="Single-label column (default: as trained).")] = None,
+    labels_column: Annotated[str | None, typer.Option(help="Multi-label column (default: as trained).")] = None,
+    label_sep: Annotated[str | None, typer.Option(help="Separator between labels (default: as trained).")] = None,
+    clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as trained).", show_default=False)] = None,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    max_text_chars: MaxTextCharsAsTrained = None,
+    long_text: LongTextAsTrained = None,
+    quiet: Quiet = False,
+) -> None:
+    """Per-label thresholds that reach a target precision.
+
+    For each label, the lowest confidence at which the model's predictions of it on
+    --validation reach the target precision (and the recall left there). predict and serve
+    then return a label only at or above its threshold and say which labels they withheld;
+    evaluate measures the thresholds on test data. A label that cannot reach its target, or
+    has fewer than 5 validation messages, is never automated: it is always withheld. Run it
+    again to choose anew; delete automation.json to predict without thresholds.
+    """
+    from rich import box
+    from rich.table import Table
+
+    from textdistill.models.automation import automate_model, parse_label_precision
+
+    set_quiet(quiet)
+    targets = parse_label_precision(label_precision or [])
+    spec = _spec_as_trained(
+        model_dir,
+        text_column=tuple(text_column) if text_column else None,
+        label_column=label_column,
+        labels_column=labels_column,
+        label_sep=label_sep,
+        clean_email=clean_email,
+        max_text_chars=max_text_chars,
+        long_text=long_text,
+    )
+    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = load_messages(validation, spec)
+    if spec.fold_case:
+        from textdistill.models.manifest import Manifest
+
+        messages = fold_to(messages, Manifest.read(model_dir / "manifest.json").labels)
+    _report_skipped(messages)
+    automation = automate_model(model_dir, messages, target_precision=target_precision, label_precision=targets, skip_bad_rows=skip_bad_rows)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for name in ("label", "target", "threshold", "precision", "recall", "support", "AP", "reached"):
+        table.add_column(name, justify="left" if name == "label" else "right", overflow="fold")
+    for entry in automation.labels:
+        cells = (entry.threshold, entry.precision, entry.recall)
+        table.add_row(entry.label, f"{entry.target_precision:g}", *("-" if v is None else f"{v:.3f}" for v in cells), str(entry.support),
+                      "-" if entry.average_precision is None else f"{entry.average_precision:.3f}", "yes" if entry.reached else "no")  # fmt: skip
+    stdout_console().print(table)
+    for entry in automation.labels:
+        if not entry.reached:
+            typer.echo(f"  {entry.label}: not automated, {entry.why_not}")
+    own = f" ({len(targets)} with a target of their own)" if targets else ""
+    typer.echo(
+        f"{automation.n_reached} of {len(automation.labels)} labels reach {target_precision:g}{own}"
+        + ("; the others are always withheld" if automation.n_reached < len(automation.labels) else "")
+        + f". Thresholds: {model_dir / 'automation.json'}"
+    )
 
 
 def main() -> None:

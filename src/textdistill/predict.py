@@ -11,6 +11,10 @@ order:
   gives it (:meth:`LabelSpace.predict`): single-label, the most probable label; multi-label,
   every label whose sigmoid (raised to its highest descendant's in a hierarchy) reaches its
   threshold, with its ancestors;
+- ``withheld`` (list<string>), only for a model with automation thresholds (``textdistill
+  automate``, :mod:`textdistill.models.automation`): the predicted labels below their threshold
+  or never automated, which ``labels`` then leaves out; ``labels`` holds the automated labels
+  with their ancestors (single-label hierarchies included), empty when all are withheld;
 - ``logits`` (list<float32>): one per label, in the manifest's ``labels`` order.
   Probabilities are their softmax (single-label) or per-label sigmoids (multi-label);
 - ``file`` (string): the input file, as given; ``row`` (int64): the message's 1-based data row
@@ -18,7 +22,8 @@ order:
 
 Each shard's stats record its messages (``n_input``), the bad rows skipped among them
 (``skipped_rows``, with ``skip_bad_rows``) and whether it is its file's ``last`` chunk.
-``manifest.json`` names the model, its labels and thresholds, the input files with their size
+``manifest.json`` names the model, its labels and thresholds (``automation``: the automation
+thresholds per label, null without), the input files with their size
 and modification time, and how they were read; once finished, the messages and skipped rows of
 each file. The directory follows the transfer set's conventions (:mod:`textdistill.shards`):
 shards are written atomically, an interrupted run finishes with the same command (on either
@@ -38,20 +43,21 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.special import expit
+from scipy.special import expit, softmax
 
 from textdistill import shards
 from textdistill.data.chunks import Chunk, ChunkReader, FileToRead, InputFile, input_files
 from textdistill.data.messages import DataSpec
 from textdistill.engines import Engine, LocalEngine
 from textdistill.errors import TextdistillError
+from textdistill.models.automation import Automation, automate_batch, read_automation
 from textdistill.models.base import MANIFEST_FILE
 from textdistill.models.manifest import Manifest, package_versions
 
 FORMAT_VERSION = 2
 WHAT = "prediction set"
 COMMAND = "textdistill predict"
-_IDENTITY = ("model", "labels", "multi_label", "thresholds", "source", "options")
+_IDENTITY = ("model", "labels", "multi_label", "thresholds", "automation", "source", "options")
 _READING = ("text_columns", "id_column", "clean_email", "skip_bad_rows", "encoding")  # what the spec changes in the output
 
 
@@ -77,6 +83,7 @@ def predict_files(
     files = input_files([data] if isinstance(data, (str, Path)) else data)
     out_dir = Path(out_dir)
     model = Manifest.read(Path(model_dir) / MANIFEST_FILE)
+    automation = read_automation(model_dir, model)
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": {
@@ -88,6 +95,7 @@ def predict_files(
         "labels": list(model.labels),
         "multi_label": model.multi_label,
         "thresholds": model.thresholds,
+        "automation": _automation_summary(automation),
         "source": {"files": [asdict(f) for f in files], "reading": {key: getattr(spec, key) for key in _READING}},
         "options": {"shard_size": shard_size},
         "batch_size": batch_size,
@@ -99,10 +107,16 @@ def predict_files(
     shards.prepare(out_dir, manifest, _IDENTITY, WHAT)
 
     def write(chunk: Chunk, logits: np.ndarray) -> None:
+        label_sets = label_sets_from_logits(logits, model)
+        withheld = None
+        if automation is not None:
+            decided = automate_batch(automation, model.label_space, probabilities_from_logits(logits, model), label_sets)
+            label_sets, withheld = [kept for kept, _ in decided], [[w.label for w in held] for _, held in decided]
         arrays = {
             "id": pa.array(chunk.ids, pa.string()),
             "text": pa.array(chunk.texts, pa.string()),
-            "labels": pa.array([list(s) for s in label_sets_from_logits(logits, model)], pa.list_(pa.string())),
+            "labels": pa.array([list(s) for s in label_sets], pa.list_(pa.string())),
+            **({"withheld": pa.array(withheld, pa.list_(pa.string()))} if withheld is not None else {}),
             "logits": shards.list_array(np.asarray(logits, dtype=np.float32), pa.float32()),
             "file": pa.array([chunk.file] * len(chunk), pa.string()),
             "row": pa.array(chunk.rows, pa.int64()),
@@ -124,6 +138,24 @@ def label_sets_from_logits(logits: np.ndarray, model: Manifest) -> list[tuple[st
     space = model.label_space
     # single-label: the argmax of the logits is that of their softmax
     return space.predict(expit(logits.astype(np.float64)) if space.multi_label else logits, model.thresholds)
+
+
+def probabilities_from_logits(logits: np.ndarray, model: Manifest) -> np.ndarray:
+    """Softmax rows (single-label) or per-label sigmoids (multi-label) of logits (n, L)."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return expit(logits) if model.multi_label else softmax(logits, axis=1)
+
+
+def _automation_summary(automation: Automation | None) -> dict[str, Any] | None:
+    """What a prediction set records of the automation thresholds it applied (a rerun after
+    ``textdistill automate`` chose new ones is refused, not mixed)."""
+    if automation is None:
+        return None
+    return {
+        "target_precision": automation.target_precision,
+        "created": automation.created,
+        "thresholds": {entry.label: entry.threshold for entry in automation.labels},
+    }
 
 
 def _written_chunks(out_dir: Path) -> dict[int, dict[int, dict[str, Any]]]:
@@ -184,6 +216,7 @@ class Predictions:
     labels: list[str]
     multi_label: bool
     manifest: dict[str, Any]
+    withheld: list[tuple[str, ...]] | None = None  # with automation thresholds only
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -206,4 +239,5 @@ class Predictions:
             labels,
             manifest["multi_label"],
             manifest,
+            [tuple(s) for s in table.column("withheld").to_pylist()] if "withheld" in table.column_names else None,
         )

@@ -4,7 +4,9 @@ The exported graph is checked against the model it came from on a handful of pro
 before anything is written: fp32 probabilities must match within ``PARITY_TOLERANCE``, int8 ones
 (expected to differ more) within ``int8_tolerance`` (default ``INT8_TOLERANCE``, 0.03). The
 largest differences and the tolerances are recorded in the manifest (``config.compression``);
-the accuracy change is for ``evaluate`` to measure.
+the accuracy change is for ``evaluate`` to measure. Automation thresholds (``automation.json``)
+come along, tied to the copy and marked as chosen on the source's kind: run ``textdistill
+automate`` on the copy to choose them on its own (int8) probabilities.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from textdistill.compress.export import OPSET, PROBE_TEXTS, export_graph
 from textdistill.compress.onnx_model import OnnxClassifier
 from textdistill.compress.quantize import quantize_int8
 from textdistill.errors import TextdistillError
+from textdistill.models.automation import AUTOMATION_FILE, read_automation, rebind
 from textdistill.models.base import load_model
 
 PARITY_TOLERANCE = 1e-4
@@ -38,6 +41,7 @@ def compress_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = F
     if not 0 < int8_tolerance <= 1:  # also refuses NaN
         raise TextdistillError(f"the int8 tolerance is a largest probability change, above 0 and at most 1, not {int8_tolerance}.")
     model = load_model(model_dir)
+    automation = read_automation(model_dir, model.manifest)  # checked before anything is written
     if out_dir.resolve() == model_dir.resolve():
         raise TextdistillError(f"--out {out_dir} is the model's own directory; write the compressed model somewhere else.")
     expected = model.predict_proba(list(PROBE_TEXTS))
@@ -82,4 +86,8 @@ def compress_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = F
             config={"onnx": compressed.settings, "compression": compression, "data": model.manifest.config.get("data", {}), "source": model.manifest.config},
             training_data=model.manifest.training_data,
         )
+    if automation is not None:
+        rebind(automation, compressed.manifest, model.kind).write(out_dir)
+    else:
+        (out_dir / AUTOMATION_FILE).unlink(missing_ok=True)  # an earlier copy's, chosen for another model
     return OnnxClassifier.load(out_dir)

@@ -12,6 +12,7 @@ from textdistill.data.messages import MessageSet, SkippedRow, text_cleaning
 from textdistill.errors import DataError
 from textdistill.evaluate.cost import CostSettings, machine_info, measure_cost
 from textdistill.evaluate.metrics import choose_positive_label, quality_metrics
+from textdistill.models.automation import measure_on, read_automation
 from textdistill.models.base import TextClassifier, load_model
 from textdistill.models.encoder_config import EncoderConfig
 from textdistill.models.manifest import data_fingerprint, package_versions
@@ -78,10 +79,13 @@ def evaluate_model(
 
     ``positive_label`` names the positive class of a two-class model (default: the rarer class
     in ``messages``); a label the model lacks, or one given for a model that is not two-class,
-    is refused before the model predicts.
+    is refused before the model predicts. A model with automation thresholds (``textdistill
+    automate``) gets an ``automation`` block: per label, what its threshold gives on ``messages``
+    (:func:`~textdistill.models.automation.measure_on`); None without.
     """
     model_dir = Path(model_dir)
     model = load_model(model_dir)
+    automation = read_automation(model_dir, model.manifest)
     messages = drop_unknown_labels(messages.annotated(), model, skip_bad_rows)
     positive = choose_positive_label(model.label_space, messages.labels, positive_label)
     proba = predict_proba_batched(model, messages.texts, f"Evaluating {name or model_dir.name}")
@@ -103,6 +107,7 @@ def evaluate_model(
         **quality_metrics(space, messages.labels, predicted, proba, positive_label),
         "per_message": per_message_counts(space, messages.labels, predicted, positive),
         "thresholds": _thresholds(model),
+        "automation": None if automation is None else measure_on(automation, space, proba, predicted, messages.labels),
         "skipped_rows": len(messages.skipped),
         "skipped": [{"file": s.file, "row": s.row, "column": s.column, "problem": s.problem} for s in messages.skipped],
         "text_cleaning": text_cleaning(messages),

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +21,7 @@ from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 
 from textdistill import __version__
+from textdistill.models.automation import Automation, read_automation
 from textdistill.models.base import TextClassifier, load_model
 from textdistill.serve.batching import BatcherClosed, MicroBatcher
 from textdistill.serve.body_limit import BodySizeLimit
@@ -35,6 +37,7 @@ from textdistill.serve.schema import (
     PredictRequest,
     PredictResponse,
     ServingLimits,
+    WithheldLabel,
 )
 from textdistill.serve.settings import ServeSettings
 
@@ -49,11 +52,14 @@ _ERRORS = {
 }
 
 
-def create_app(model: TextClassifier | str | Path, settings: ServeSettings | None = None) -> FastAPI:
-    """The FastAPI app serving ``model`` (a loaded model or a saved model directory, loaded now)."""
+def create_app(model: TextClassifier | str | Path, settings: ServeSettings | None = None, automation: Automation | None = None) -> FastAPI:
+    """The FastAPI app serving ``model`` (a loaded model or a saved model directory, loaded now,
+    with the automation thresholds saved beside it). ``automation``: thresholds for a loaded model."""
     settings = settings or ServeSettings()
-    model = load_model(model) if isinstance(model, str | Path) else model
-    predictor = Predictor(model)
+    if isinstance(model, str | Path):
+        directory, model = model, load_model(model)
+        automation = read_automation(directory, model.manifest)
+    predictor = Predictor(model, automation)
     service = _Service()
 
     @asynccontextmanager
@@ -86,7 +92,8 @@ def create_app(model: TextClassifier | str | Path, settings: ServeSettings | Non
         scores: Annotated[bool, Query(description="Also return every label's confidence, not only the predicted labels'.")] = False,
     ) -> PredictResponse:
         """Classify messages. Each result has the message's id, its labels (thresholds applied,
-        hierarchy parents included) and their confidences, in request order."""
+        hierarchy parents included) and their confidences, in request order; with automation
+        thresholds, also the predicted labels withheld below them."""
         texts, truncated = _checked_texts(request.messages, settings)
         if service.batcher is None:
             raise ApiError(503, "unavailable", "the model is not loaded yet; retry in a moment.")
@@ -175,6 +182,7 @@ def _result(message: Message, prediction: Prediction, truncated: bool, all_score
         confidences={label: prediction.scores[label] for label in prediction.labels},
         truncated=truncated,
         scores=prediction.scores if all_scores else None,
+        withheld=None if prediction.withheld is None else [WithheldLabel(**asdict(w)) for w in prediction.withheld],
     )
 
 

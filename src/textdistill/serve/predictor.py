@@ -10,26 +10,31 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from textdistill.data.labels import ancestors
+from textdistill.models.automation import Automation, Withheld
 from textdistill.models.base import TextClassifier
 from textdistill.threads import set_thread_limit
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One message's predicted labels (hierarchy parents first) and every label's confidence."""
+    """One message's predicted labels (hierarchy parents first) and every label's confidence;
+    with automation thresholds, the predicted labels withheld (the others are ``labels``)."""
 
     labels: tuple[str, ...]
     scores: dict[str, float]
+    withheld: tuple[Withheld, ...] | None = None
 
 
 class Predictor:
     """Wraps a loaded model: predicted labels with thresholds applied and hierarchy parents
     included, and per-label confidences, never lower for a parent than for its children (single-label:
-    their sum; multi-label: at least the highest, see :meth:`LabelSpace.confidences`)."""
+    their sum; multi-label: at least the highest, see :meth:`LabelSpace.confidences`). With
+    ``automation``, a predicted label below its automation threshold is withheld, not returned."""
 
-    def __init__(self, model: TextClassifier) -> None:
+    def __init__(self, model: TextClassifier, automation: Automation | None = None) -> None:
         self.model = model
         self.space = model.label_space
+        self.automation = automation
 
     def __call__(self, texts: Sequence[str]) -> list[Prediction]:
         proba = np.asarray(self.model.predict_proba(list(texts)))
@@ -38,7 +43,15 @@ class Predictor:
         if not np.isfinite(proba).all():
             raise RuntimeError("the model returned scores that are not finite numbers")
         label_sets = self.model.predict_label_sets(texts, proba)
-        return [Prediction(self._with_parents(labels), self.model.label_confidences(row)) for labels, row in zip(label_sets, proba)]
+        predictions = []
+        for labels, row in zip(label_sets, proba):
+            labels, scores = self._with_parents(labels), self.model.label_confidences(row)
+            if self.automation is None:
+                predictions.append(Prediction(labels, scores))
+            else:
+                kept, withheld = self.automation.apply(labels, scores)
+                predictions.append(Prediction(tuple(label for label in labels if label in kept), scores, tuple(withheld)))
+        return predictions
 
     def _with_parents(self, labels: tuple[str, ...]) -> tuple[str, ...]:
         if self.space.multi_label or not self.space.hierarchical:

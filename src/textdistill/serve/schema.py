@@ -73,6 +73,15 @@ class PredictRequest(BaseModel):
         return self
 
 
+class WithheldLabel(BaseModel):
+    """A label the model predicted but the service does not return (automation thresholds)."""
+
+    label: str
+    confidence: float
+    threshold: float | None = Field(default=None, description="The label's automation threshold; absent for a label that never reached its target precision.")
+    reason: str = Field(description="`below_threshold`, or `target_not_reached`: the label is never automated.", examples=["below_threshold"])
+
+
 class MessagePrediction(BaseModel):
     """The model's answer for one message."""
 
@@ -84,6 +93,11 @@ class MessagePrediction(BaseModel):
     truncated: bool = Field(description="True when the text was cut to the service's max_text_chars before predicting.")
     scores: dict[str, float] | None = Field(
         default=None, description="Every label's confidence (parents included); only with `?scores=true`."
+    )
+    withheld: list[WithheldLabel] | None = Field(
+        default=None,
+        description="Only for a model with automation thresholds (`textdistill automate`): the predicted labels below their "
+        "threshold, left out of `labels` (a single-label message whose label is withheld has no labels).",
     )
 
 

@@ -134,6 +134,13 @@ def render_html(analysis: Analysis, *, title: str, svg: str) -> str:
         out.append(f"<details{' open' if i == 0 else ''}><summary>{escape(summary)}</summary>{shown}</details>")
     out.append("</section>")
 
+    automated = [ev for ev in evaluations if ev.get("automation")]
+    if automated:
+        out += ['<section><h2>Automation thresholds</h2>', _muted(tables.AUTOMATION_NOTE)]
+        for ev in automated:
+            out += [f"<h3>{escape(tables.automation_heading(ev))}</h3>", render_table(tables.automation_table(ev))]
+        out.append("</section>")
+
     out.append(f"<section><h2>Most confused label pairs (top {tables.TOP_CONFUSIONS})</h2>")
     for ev in evaluations:
         confusions = tables.confusion_table(ev)

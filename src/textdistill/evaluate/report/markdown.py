@@ -83,6 +83,14 @@ def render_markdown(analysis: Analysis, *, title: str, plot_file: str) -> str:
         if len(labels) > tables.MARKDOWN_LABELS:
             out += [f"… and {len(labels) - tables.MARKDOWN_LABELS:,} more label(s), see report.html.", ""]
 
+    automated = [ev for ev in evaluations if ev.get("automation")]
+    if automated:
+        out += ["## Automation thresholds", "", escape(tables.AUTOMATION_NOTE), ""]
+        for ev in automated:
+            out += [f"### {escape(tables.automation_heading(ev))}", "", render_table(tables.automation_table(ev, tables.MARKDOWN_LABELS)), ""]
+            if len(ev["automation"]["labels"]) > tables.MARKDOWN_LABELS:
+                out += [f"… and {len(ev['automation']['labels']) - tables.MARKDOWN_LABELS:,} more label(s), see report.html.", ""]
+
     out += [f"## Most confused label pairs (top {tables.TOP_CONFUSIONS})", ""]
     for ev in evaluations:
         confusions = tables.confusion_table(ev)

@@ -275,6 +275,47 @@ def label_table(labels: list[dict]) -> Table:
     return Table(("label", "precision", "recall", "F1", "support", "AP"), rows, (False, *[True] * 5))
 
 
+AUTOMATION_NOTE = (
+    "Models with automation thresholds (textdistill automate): each label's threshold, chosen on validation data as the "
+    "lowest confidence reaching its target precision, and what it gives on the test data: precision and recall of the "
+    "messages automated (predicted at or above the threshold), support, average precision. Labels that did not reach "
+    "their target on validation are never automated. Weakest first."
+)
+
+
+def automation_heading(evaluation: dict) -> str:
+    """The model's name and how many labels reach their target on test and on validation."""
+    block = evaluation["automation"]
+    return (
+        f"{evaluation['name']}: {block['n_reached']} of {block['n_labels']} labels reach {block['target_precision']:g} on test "
+        f"({block['n_reached_on_validation']} on validation); {fmt_score(block.get('automated_share'))} of test messages automated"
+    )
+
+
+def automation_table(evaluation: dict, limit: int | None = None) -> Table | None:
+    """Per-label automation thresholds and their test precision, recall, support and AP, labels
+    missing their target first (then lowest precision first); None without thresholds."""
+    rows = (evaluation.get("automation") or {}).get("labels") or []
+    if not rows:
+        return None
+    ordered = sorted(rows, key=lambda r: (bool(r.get("reached")), number(r.get("precision")) or 0.0))
+    cells = tuple(
+        (
+            str(row.get("label", "")),
+            f"{row.get('target_precision'):g}",
+            fmt_score(row.get("threshold")),
+            fmt_score(row.get("precision")),
+            fmt_score(row.get("recall")),
+            fmt_count(row.get("support")),
+            fmt_score(row.get("average_precision")),
+            "yes" if row.get("reached") else "no" if row.get("reached_on_validation") else "not automated",
+        )
+        for row in ordered[:limit]
+    )
+    header = ("label", "target", "threshold", "precision", "recall", "support", "AP", "reached")
+    return Table(header, cells, (False, *[True] * 6, False))
+
+
 def confusion_table(evaluation: dict) -> Table | None:
     """The most frequently confused (true, predicted) label pairs, or None when there are none."""
     pairs = sorted(evaluation.get("confused_pairs") or [], key=lambda p: -(number(p.get("count")) or 0))
