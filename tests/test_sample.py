@@ -63,6 +63,8 @@ def test_planted_label_errors_are_listed_and_change_nothing_but_those_labels(tmp
     after = {row["id"]: row for row in read_rows(noisy.train)[1]}
     planted = {row["id"]: row for row in read_rows(noisy.label_errors)[1]}
     assert len(planted) == 9 and read_rows(clean.label_errors)[1] == []
+    default = write_sample_dataset(tmp_path / "c", seed=3, n_train=300, n_test=20, n_unannotated=20)
+    assert len(read_rows(default.label_errors)[1]) == 6  # 2 % of the training file
     for message_id, row in after.items():
         assert {k: v for k, v in row.items() if k != "labels"} == {k: v for k, v in before[message_id].items() if k != "labels"}
         if message_id in planted:

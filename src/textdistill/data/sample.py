@@ -589,6 +589,7 @@ TOWNS = ("Leeds", "Bristol", "Norwich", "Cardiff", "York", "Brighton", "Derby", 
 MISSPELLINGS = {"receive": "recieve", "address": "adress", "definitely": "definately", "separate": "seperate",
                 "received": "recieved", "until": "untill", "cancelled": "canceled", "tomorrow": "tommorow",
                 "password": "pasword", "delivery": "delivary", "refund": "refun"}
+LABEL_ERROR_SHARE = 0.02  # of the training annotations, planted wrong
 TODAY = dt.date(2026, 3, 2)  # the sample's "now": dates in messages fall in the weeks before it
 # English names written out, so that the text does not depend on the process's locale.
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -604,7 +605,7 @@ def write_sample_dataset(
     n_test: int = 400,
     n_unannotated: int = 800,
     n_validation: int = 200,
-    n_label_errors: int = 24,
+    n_label_errors: int | None = None,
 ) -> SampleDataset:
     """Write ``train.csv``, ``test.csv``, ``unannotated.csv`` and ``validation.csv`` to ``directory``.
 
@@ -616,8 +617,8 @@ def write_sample_dataset(
     unique across the files. The same seed always writes the same files; the validation file
     is drawn last, so the other three do not depend on its size.
 
-    Like real annotations, train has some wrong ones: ``n_label_errors`` messages (2 % by
-    default) carry another top-level intent than the one they are about, drawn with a random
+    Like real annotations, train has some wrong ones: ``n_label_errors`` messages (default 2 %
+    of ``n_train``, 24 of 1,200) carry another top-level intent than the one they are about, drawn with a random
     generator of their own (so the texts do not change with it). ``label_errors.csv`` lists them
     (``id, given, true``), for ``textdistill check`` to be measured against.
     """
@@ -640,7 +641,8 @@ def write_sample_dataset(
             rows.append(row)
             next_id += 1
         if name == "train":
-            planted = _plant_label_errors(rows, n_label_errors, random.Random(f"label-errors-{seed}"))
+            n_errors = round(LABEL_ERROR_SHARE * n_train) if n_label_errors is None else n_label_errors
+            planted = _plant_label_errors(rows, n_errors, random.Random(f"label-errors-{seed}"))
         _write_csv(paths[name], rows, with_labels=name != "unannotated")
     errors = directory / "label_errors.csv"
     with errors.open("w", encoding="utf-8", newline="") as f:
