@@ -718,6 +718,19 @@ def _spec_as_trained(model_dir: Path, **overrides) -> DataSpec:
     return replace(DataSpec.from_dict(manifest.config.get("data", {})), multi_label=manifest.multi_label, **changes)
 
 
+def _annotated_as_trained(model_dir: Path, path: Path, *, text_column: list[str] | None, id_column: str | None, skip_bad_rows: bool, encoding: str, **overrides) -> MessageSet:
+    """Annotated messages read with the data settings ``model_dir`` was trained with (``overrides``
+    that are not None win), labels folded to the model's spelling when it folds case."""
+    spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, **overrides)
+    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = load_messages(path, spec)
+    if spec.fold_case:
+        from textdistill.models.manifest import Manifest
+
+        messages = fold_to(messages, Manifest.read(model_dir / "manifest.json").labels)
+    return messages
+
+
 @app.command(
     epilog=_examples("textdistill evaluate models/baseline --data test.csv \\\n    --json eval/baseline.json --threads 2"),
 )
@@ -763,22 +776,11 @@ def evaluate(
     from textdistill.evaluate.evaluation import evaluate_model, write_evaluation
 
     set_quiet(quiet)
-    spec = _spec_as_trained(
-        model_dir,
-        text_column=tuple(text_column) if text_column else None,
-        label_column=label_column,
-        labels_column=labels_column,
-        label_sep=label_sep,
-        clean_email=clean_email,
-        max_text_chars=max_text_chars,
-        long_text=long_text,
-    )
-    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
-    messages = load_messages(data, spec)
-    if spec.fold_case:
-        from textdistill.models.manifest import Manifest
-
-        messages = fold_to(messages, Manifest.read(model_dir / "manifest.json").labels)
+    messages = _annotated_as_trained(
+        model_dir, data, text_column=text_column, label_column=label_column, labels_column=labels_column, label_sep=label_sep,
+        clean_email=clean_email, max_text_chars=max_text_chars, long_text=long_text, id_column=id_column, skip_bad_rows=skip_bad_rows,
+        encoding=encoding,
+    )  # fmt: skip
     _report_skipped(messages, json_path)
     result = evaluate_model(
         model_dir,
@@ -1133,22 +1135,11 @@ def automate(
 
     set_quiet(quiet)
     targets = parse_label_precision(label_precision or [])
-    spec = _spec_as_trained(
-        model_dir,
-        text_column=tuple(text_column) if text_column else None,
-        label_column=label_column,
-        labels_column=labels_column,
-        label_sep=label_sep,
-        clean_email=clean_email,
-        max_text_chars=max_text_chars,
-        long_text=long_text,
-    )
-    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
-    messages = load_messages(validation, spec)
-    if spec.fold_case:
-        from textdistill.models.manifest import Manifest
-
-        messages = fold_to(messages, Manifest.read(model_dir / "manifest.json").labels)
+    messages = _annotated_as_trained(
+        model_dir, validation, text_column=text_column, label_column=label_column, labels_column=labels_column, label_sep=label_sep,
+        clean_email=clean_email, max_text_chars=max_text_chars, long_text=long_text, id_column=id_column, skip_bad_rows=skip_bad_rows,
+        encoding=encoding,
+    )  # fmt: skip
     _report_skipped(messages)
     automation = automate_model(model_dir, messages, target_precision=target_precision, label_precision=targets, skip_bad_rows=skip_bad_rows)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
