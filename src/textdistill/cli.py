@@ -718,12 +718,16 @@ def _spec_as_trained(model_dir: Path, **overrides) -> DataSpec:
     return replace(DataSpec.from_dict(manifest.config.get("data", {})), multi_label=manifest.multi_label, **changes)
 
 
-def _annotated_as_trained(model_dir: Path, path: Path, *, text_column: list[str] | None, id_column: str | None, skip_bad_rows: bool, encoding: str, **overrides) -> MessageSet:
+def _annotated_as_trained(
+    model_dir: Path, path: Path, *, text_column: list[str] | None, id_column: str | None, skip_bad_rows: bool, encoding: str,
+    annotated_column: str | None = None, **overrides,
+) -> MessageSet:
     """Annotated messages read with the data settings ``model_dir`` was trained with (``overrides``
-    that are not None win), labels folded to the model's spelling when it folds case."""
+    that are not None win), labels folded to the model's spelling when it folds case. With
+    ``annotated_column``, rows it flags as not annotated are read as unannotated."""
     spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, **overrides)
-    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
-    messages = load_messages(path, spec)
+    spec = replace(spec, id_column=id_column, annotated_column=annotated_column, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = load_messages(path, spec, held_out=annotated_column is not None)
     if spec.fold_case:
         from textdistill.models.manifest import Manifest
 
@@ -813,6 +817,11 @@ def evaluate(
         typer.echo(
             f"Automation: {automation['n_reached']} of {automation['n_labels']} labels reach {automation['target_precision']:g} on this data "
             f"({automation['n_reached_on_validation']} on validation)"
+        )
+    if rejection := result["out_of_scope"]:
+        typer.echo(
+            f"Out of scope: {rejection['rejected_share']:.1%} of these in-scope messages rejected ({rejection['score']}), "
+            f"accuracy {rejection['accuracy']:.3f} -> {rejection['accuracy_with_rejection']:.3f}"
         )
     typer.echo(f"Results: {json_path}")
 
@@ -1159,6 +1168,76 @@ def automate(
         + ("; the others are always withheld" if automation.n_reached < len(automation.labels) else "")
         + f". Thresholds: {model_dir / 'automation.json'}"
     )
+
+
+@app.command(
+    epilog=_examples(
+        "textdistill reject models/teacher --train train.csv --validation validation.csv",
+        "textdistill reject models/static --train train.csv --validation validation.csv \\\n"
+        "    --max-in-scope-loss 0.02 --out-of-scope not_ours.csv --score auto",
+    )
+)
+def reject(
+    model_dir: Annotated[Path, typer.Argument(help="A saved single-label model directory; out_of_scope.json is written into it.")],
+    train: Annotated[Path, typer.Option(help="Annotated messages the model was trained on (fits mahalanobis and knn).")],
+    validation: Annotated[Path, typer.Option(help="Annotated validation messages the model was not trained on (sets the threshold).")],
+    max_in_scope_loss: Annotated[
+        float, typer.Option(help="Share of validation messages the model gets right that the threshold may reject (0.01: one point of accuracy).")
+    ] = 0.01,
+    score: Annotated[str, typer.Option(help="msp, energy, maxlogit, mahalanobis, knn, or auto (energy; with --out-of-scope, the best on them).")] = "auto",
+    out_of_scope: Annotated[
+        Path | None, typer.Option("--out-of-scope", help="Messages known to match none of the labels (text column only): chooses the score, measures it.")
+    ] = None,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    label_column: Annotated[str | None, typer.Option(help="Single-label column (default: as trained).")] = None,
+    annotated_column: Annotated[str | None, typer.Option(help="--train column flagging annotated rows (others are ignored); default: all are.")] = None,
+    clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as trained).", show_default=False)] = None,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    max_text_chars: MaxTextCharsAsTrained = None,
+    long_text: LongTextAsTrained = None,
+    quiet: Quiet = False,
+) -> None:
+    """A reject option: messages that match none of the labels get no label.
+
+    Each message gets an out-of-scope score from the model's logits (energy by default; see
+    --score); above a threshold, predict and serve return no label and say why. The threshold
+    is the lowest that rejects at most --max-in-scope-loss of the --validation messages the
+    model gets right. Works for every single-label model and its ONNX copies (compress carries
+    it); fit it on each model you ship. Delete out_of_scope.json to predict without it.
+    """
+    from textdistill.models.out_of_scope import OUT_OF_SCOPE_FILE, fit_model
+
+    set_quiet(quiet)
+    reading = dict(
+        text_column=text_column, label_column=label_column, clean_email=clean_email, max_text_chars=max_text_chars, long_text=long_text,
+        id_column=id_column, skip_bad_rows=skip_bad_rows, encoding=encoding,
+    )  # fmt: skip
+    train_messages = _annotated_as_trained(model_dir, train, annotated_column=annotated_column, **reading)
+    validation_messages = _annotated_as_trained(model_dir, validation, **reading)
+    examples = None
+    if out_of_scope is not None:
+        spec = replace(_spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None), annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+        examples = load_messages(out_of_scope, spec, annotated=False)
+        _report_skipped(examples)
+    for messages in (train_messages, validation_messages):
+        _report_skipped(messages)
+    found = fit_model(
+        model_dir, train_messages, validation_messages, score=score, max_in_scope_loss=max_in_scope_loss,
+        examples=None if examples is None else examples.texts, skip_bad_rows=skip_bad_rows,
+    )  # fmt: skip
+    v = found.validation
+    typer.echo(
+        f"Score {found.score}, threshold {found.threshold:.4g}: it rejects {v['rejected_share']:.1%} of the {v['n']:,} validation messages; "
+        f"those it had right cost {v['in_scope_loss'] * 100:.1f} points of accuracy ({v['accuracy']:.3f} -> {v['accuracy_with_rejection']:.3f}, "
+        f"counting a rejected message as wrong)."
+    )
+    if found.examples:
+        typer.echo(f"Known out-of-scope messages: {found.examples['rejected_share']:.1%} of {found.examples['n']:,} rejected, AUROC {found.examples['auroc']:.3f}.")
+        for name, row in found.examples["compared"].items():
+            typer.echo(f"  {name:12} rejects {row['rejected_share']:6.1%}, AUROC {row['auroc']:.3f}")
+    typer.echo(f"Reject option: {model_dir / OUT_OF_SCOPE_FILE}")
 
 
 def main() -> None:

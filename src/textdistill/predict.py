@@ -15,6 +15,9 @@ order:
   automate``, :mod:`textdistill.models.automation`): the predicted labels below their threshold
   or never automated, which ``labels`` then leaves out; ``labels`` holds the automated labels
   with their ancestors (single-label hierarchies included), empty when all are withheld;
+- ``out_of_scope`` (bool) and ``out_of_scope_score`` (float64), only for a model with a reject
+  option (``textdistill reject``, :mod:`textdistill.models.out_of_scope`): a message above its
+  threshold matches none of the labels; its ``labels`` are empty (and nothing is withheld);
 - ``logits`` (list<float32>): one per label, in the manifest's ``labels`` order.
   Probabilities are their softmax (single-label) or per-label sigmoids (multi-label);
 - ``file`` (string): the input file, as given; ``row`` (int64): the message's 1-based data row
@@ -23,7 +26,8 @@ order:
 Each shard's stats record its messages (``n_input``), the bad rows skipped among them
 (``skipped_rows``, with ``skip_bad_rows``) and whether it is its file's ``last`` chunk.
 ``manifest.json`` names the model, its labels and thresholds (``automation``: the automation
-thresholds per label, null without), the input files with their size
+thresholds per label, null without; ``out_of_scope``: the reject option's score and threshold,
+null without), the input files with their size
 and modification time, and how they were read; once finished, the messages and skipped rows of
 each file. The directory follows the transfer set's conventions (:mod:`textdistill.shards`):
 shards are written atomically, an interrupted run finishes with the same command (on either
@@ -51,13 +55,14 @@ from textdistill.data.messages import DataSpec
 from textdistill.engines import Engine, LocalEngine
 from textdistill.errors import TextdistillError
 from textdistill.models.automation import Automation, automate_batch, read_automation
+from textdistill.models.out_of_scope import read_out_of_scope
 from textdistill.models.base import MANIFEST_FILE
 from textdistill.models.manifest import Manifest, package_versions
 
 FORMAT_VERSION = 2
 WHAT = "prediction set"
 COMMAND = "textdistill predict"
-_IDENTITY = ("model", "labels", "multi_label", "thresholds", "automation", "source", "options")
+_IDENTITY = ("model", "labels", "multi_label", "thresholds", "automation", "out_of_scope", "source", "options")
 _READING = ("text_columns", "id_column", "clean_email", "skip_bad_rows", "encoding")  # what the spec changes in the output
 
 
@@ -84,6 +89,7 @@ def predict_files(
     out_dir = Path(out_dir)
     model = Manifest.read(Path(model_dir) / MANIFEST_FILE)
     automation = read_automation(model_dir, model)
+    out_of_scope = read_out_of_scope(model_dir, model)
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": {
@@ -96,6 +102,7 @@ def predict_files(
         "multi_label": model.multi_label,
         "thresholds": model.thresholds,
         "automation": _automation_summary(automation),
+        "out_of_scope": None if out_of_scope is None else {"score": out_of_scope.score, "threshold": out_of_scope.threshold, "created": out_of_scope.created},
         "source": {"files": [asdict(f) for f in files], "reading": {key: getattr(spec, key) for key in _READING}},
         "options": {"shard_size": shard_size},
         "batch_size": batch_size,
@@ -108,15 +115,20 @@ def predict_files(
 
     def write(chunk: Chunk, logits: np.ndarray) -> None:
         label_sets = label_sets_from_logits(logits, model)
-        withheld = None
+        withheld = rejected = None
         if automation is not None:
             decided = automate_batch(automation, model.label_space, probabilities_from_logits(logits, model), label_sets)
             label_sets, withheld = [kept for kept, _ in decided], [[w.label for w in held] for _, held in decided]
+        if out_of_scope is not None:
+            rejected, scores = out_of_scope.reject(logits)
+            label_sets = [() if r else s for r, s in zip(rejected, label_sets)]
+            withheld = None if withheld is None else [[] if r else w for r, w in zip(rejected, withheld)]
         arrays = {
             "id": pa.array(chunk.ids, pa.string()),
             "text": pa.array(chunk.texts, pa.string()),
             "labels": pa.array([list(s) for s in label_sets], pa.list_(pa.string())),
             **({"withheld": pa.array(withheld, pa.list_(pa.string()))} if withheld is not None else {}),
+            **({"out_of_scope": pa.array(rejected, pa.bool_()), "out_of_scope_score": pa.array(scores, pa.float64())} if rejected is not None else {}),
             "logits": shards.list_array(np.asarray(logits, dtype=np.float32), pa.float32()),
             "file": pa.array([chunk.file] * len(chunk), pa.string()),
             "row": pa.array(chunk.rows, pa.int64()),
@@ -217,6 +229,7 @@ class Predictions:
     multi_label: bool
     manifest: dict[str, Any]
     withheld: list[tuple[str, ...]] | None = None  # with automation thresholds only
+    out_of_scope: list[bool] | None = None  # with a reject option only
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -240,4 +253,5 @@ class Predictions:
             manifest["multi_label"],
             manifest,
             [tuple(s) for s in table.column("withheld").to_pylist()] if "withheld" in table.column_names else None,
+            table.column("out_of_scope").to_pylist() if "out_of_scope" in table.column_names else None,
         )

@@ -6,7 +6,9 @@ before anything is written: fp32 probabilities must match within ``PARITY_TOLERA
 largest differences and the tolerances are recorded in the manifest (``config.compression``);
 the accuracy change is for ``evaluate`` to measure. Automation thresholds (``automation.json``)
 come along, tied to the copy and marked as chosen on the source's kind: run ``textdistill
-automate`` on the copy to choose them on its own (int8) probabilities.
+automate`` on the copy to choose them on its own (int8) probabilities. So does the reject option
+(``out_of_scope.json``, its score computed from the copy's own logits): ``textdistill reject``
+on the copy fits it anew.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from textdistill.compress.quantize import quantize_int8
 from textdistill.errors import TextdistillError
 from textdistill.models.automation import AUTOMATION_FILE, read_automation, rebind
 from textdistill.models.base import load_model
+from textdistill.models.out_of_scope import OUT_OF_SCOPE_FILE, STATS_FILE, read_out_of_scope
+from textdistill.models.out_of_scope import rebind as rebind_out_of_scope
 
 PARITY_TOLERANCE = 1e-4
 PREDICT_BATCH_SIZE = 64
@@ -42,6 +46,7 @@ def compress_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = F
         raise TextdistillError(f"the int8 tolerance is a largest probability change, above 0 and at most 1, not {int8_tolerance}.")
     model = load_model(model_dir)
     automation = read_automation(model_dir, model.manifest)  # checked before anything is written
+    out_of_scope = read_out_of_scope(model_dir, model.manifest)
     if out_dir.resolve() == model_dir.resolve():
         raise TextdistillError(f"--out {out_dir} is the model's own directory; write the compressed model somewhere else.")
     expected = model.predict_proba(list(PROBE_TEXTS))
@@ -90,4 +95,9 @@ def compress_model(model_dir: str | Path, out_dir: str | Path, *, int8: bool = F
         rebind(automation, compressed.manifest, model.kind).write(out_dir)
     else:
         (out_dir / AUTOMATION_FILE).unlink(missing_ok=True)  # an earlier copy's, chosen for another model
+    if out_of_scope is not None:
+        rebind_out_of_scope(out_of_scope, compressed.manifest, model.kind).write(out_dir)
+    else:
+        for name in (OUT_OF_SCOPE_FILE, STATS_FILE):
+            (out_dir / name).unlink(missing_ok=True)
     return OnnxClassifier.load(out_dir)

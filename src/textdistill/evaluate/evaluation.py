@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy.special import softmax
 
 from textdistill.data.messages import MessageSet, SkippedRow, text_cleaning
 from textdistill.errors import DataError
@@ -16,6 +17,7 @@ from textdistill.models.automation import measure_on, read_automation
 from textdistill.models.base import TextClassifier, load_model
 from textdistill.models.encoder_config import EncoderConfig
 from textdistill.models.manifest import data_fingerprint, package_versions
+from textdistill.models.out_of_scope import measure, read_out_of_scope
 from textdistill.progress import track
 
 if TYPE_CHECKING:
@@ -28,12 +30,21 @@ def predict_proba_batched(model: TextClassifier, texts: list[str], description: 
     """Probabilities (n, L), rows in ``texts`` order, predicted shortest first in batches of
     ``PREDICT_BATCH_SIZE``: messages of similar length share a batch, so a model that pads a
     batch to its longest message pads little, and one long email costs only its own batch."""
+    return _length_batched(model.predict_proba, texts, description)
+
+
+def decision_function_batched(model: TextClassifier, texts: list[str], description: str = "Predicting") -> np.ndarray:
+    """Logits (n, L), batched as :func:`predict_proba_batched` batches."""
+    return _length_batched(model.decision_function, texts, description)
+
+
+def _length_batched(method, texts: list[str], description: str) -> np.ndarray:
     order = np.argsort([len(text) for text in texts], kind="stable")
     batches = [order[i : i + PREDICT_BATCH_SIZE] for i in range(0, len(texts), PREDICT_BATCH_SIZE)]
-    in_length_order = np.concatenate([model.predict_proba([texts[i] for i in rows]) for rows in track(batches, description)])
-    proba = np.empty_like(in_length_order)
-    proba[order] = in_length_order
-    return proba
+    in_length_order = np.concatenate([np.asarray(method([texts[i] for i in rows])) for rows in track(batches, description)])
+    values = np.empty_like(in_length_order)
+    values[order] = in_length_order
+    return values
 
 
 def drop_unknown_labels(messages: MessageSet, model: TextClassifier, skip_bad_rows: bool) -> MessageSet:
@@ -81,15 +92,23 @@ def evaluate_model(
     in ``messages``); a label the model lacks, or one given for a model that is not two-class,
     is refused before the model predicts. A model with automation thresholds (``textdistill
     automate``) gets an ``automation`` block: per label, what its threshold gives on ``messages``
-    (:func:`~textdistill.models.automation.measure_on`); None without.
+    (:func:`~textdistill.models.automation.measure_on`); None without. A model with a reject
+    option (``textdistill reject``) gets an ``out_of_scope`` block: what its threshold rejects of
+    ``messages`` (all in scope) and the accuracy that costs. Quality metrics are the model's
+    own, without either.
     """
     model_dir = Path(model_dir)
     model = load_model(model_dir)
     automation = read_automation(model_dir, model.manifest)
+    out_of_scope = read_out_of_scope(model_dir, model.manifest)
     messages = drop_unknown_labels(messages.annotated(), model, skip_bad_rows)
     positive = choose_positive_label(model.label_space, messages.labels, positive_label)
-    proba = predict_proba_batched(model, messages.texts, f"Evaluating {name or model_dir.name}")
     space = model.label_space
+    if out_of_scope is None:
+        proba = predict_proba_batched(model, messages.texts, f"Evaluating {name or model_dir.name}")
+    else:  # the score needs logits; their softmax is the model's probabilities
+        logits = decision_function_batched(model, messages.texts, f"Evaluating {name or model_dir.name}")
+        proba = softmax(np.asarray(logits, dtype=np.float64), axis=1)
     predicted = model.predict_label_sets(messages.texts, proba)
     result = {
         "name": name or model_dir.name,
@@ -108,6 +127,7 @@ def evaluate_model(
         "per_message": per_message_counts(space, messages.labels, predicted, positive),
         "thresholds": _thresholds(model),
         "automation": None if automation is None else measure_on(automation, space, proba, predicted, messages.labels),
+        "out_of_scope": None if out_of_scope is None else _rejection(out_of_scope, logits, predicted, messages.labels),
         "skipped_rows": len(messages.skipped),
         "skipped": [{"file": s.file, "row": s.row, "column": s.column, "problem": s.problem} for s in messages.skipped],
         "text_cleaning": text_cleaning(messages),
@@ -222,6 +242,13 @@ def early_exit_summary(model: EarlyExitClassifier, messages: MessageSet, *, thre
     finally:
         torch.set_num_threads(previous)
     return {"threshold": model.threshold, "n_layers": model.n_layers, "device": str(model.device), "threads": used, "curve": curve}
+
+
+def _rejection(out_of_scope, logits: np.ndarray, predicted, true_sets) -> dict:
+    """What the reject option does to in-scope test messages (see out_of_scope.measure)."""
+    correct = np.array([tuple(p) == tuple(t) for p, t in zip(predicted, true_sets)])
+    return {"score": out_of_scope.score, "threshold": out_of_scope.threshold, "max_in_scope_loss": out_of_scope.max_in_scope_loss,
+            **measure(out_of_scope.scores(logits), correct, out_of_scope.threshold)}  # fmt: skip
 
 
 def write_evaluation(result: dict, path: str | Path) -> Path:

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from textdistill import __version__
 from textdistill.models.automation import Automation, read_automation
 from textdistill.models.base import TextClassifier, load_model
+from textdistill.models.out_of_scope import OUT_OF_SCOPE, OutOfScope, read_out_of_scope
 from textdistill.serve.batching import BatcherClosed, MicroBatcher
 from textdistill.serve.body_limit import BodySizeLimit
 from textdistill.serve.errors import ApiError, install_error_handlers, summarise
@@ -34,6 +35,7 @@ from textdistill.serve.schema import (
     Message,
     MessagePrediction,
     ModelInfo,
+    OutOfScopeVerdict,
     PredictRequest,
     PredictResponse,
     ServingLimits,
@@ -52,14 +54,18 @@ _ERRORS = {
 }
 
 
-def create_app(model: TextClassifier | str | Path, settings: ServeSettings | None = None, automation: Automation | None = None) -> FastAPI:
+def create_app(
+    model: TextClassifier | str | Path, settings: ServeSettings | None = None, automation: Automation | None = None, out_of_scope: OutOfScope | None = None
+) -> FastAPI:
     """The FastAPI app serving ``model`` (a loaded model or a saved model directory, loaded now,
-    with the automation thresholds saved beside it). ``automation``: thresholds for a loaded model."""
+    with the automation thresholds and reject option saved beside it). ``automation`` and
+    ``out_of_scope``: those of a loaded model."""
     settings = settings or ServeSettings()
     if isinstance(model, str | Path):
         directory, model = model, load_model(model)
         automation = read_automation(directory, model.manifest)
-    predictor = Predictor(model, automation)
+        out_of_scope = read_out_of_scope(directory, model.manifest)
+    predictor = Predictor(model, automation, out_of_scope)
     service = _Service()
 
     @asynccontextmanager
@@ -120,7 +126,7 @@ def create_app(model: TextClassifier | str | Path, settings: ServeSettings | Non
         )
         return JSONResponse(body.model_dump(), status_code=200 if loaded else 503)
 
-    info = _model_info(model, settings)
+    info = _model_info(model, settings, automation, out_of_scope)
 
     @app.get("/model", response_model=ModelInfo)
     async def model_info() -> ModelInfo:
@@ -183,10 +189,15 @@ def _result(message: Message, prediction: Prediction, truncated: bool, all_score
         truncated=truncated,
         scores=prediction.scores if all_scores else None,
         withheld=None if prediction.withheld is None else [WithheldLabel(**asdict(w)) for w in prediction.withheld],
+        out_of_scope=None if prediction.out_of_scope is None else _verdict(*prediction.out_of_scope),
     )
 
 
-def _model_info(model: TextClassifier, settings: ServeSettings) -> ModelInfo:
+def _verdict(rejected: bool, score: float, threshold: float) -> OutOfScopeVerdict:
+    return OutOfScopeVerdict(rejected=rejected, score=score, threshold=threshold, reason=OUT_OF_SCOPE if rejected else None)
+
+
+def _model_info(model: TextClassifier, settings: ServeSettings, automation: Automation | None, out_of_scope: OutOfScope | None) -> ModelInfo:
     space = model.label_space
     manifest = model.manifest
     thresholds = None if model.thresholds is None else {label: float(t) for label, t in zip(space.labels, model.thresholds)}
@@ -197,6 +208,10 @@ def _model_info(model: TextClassifier, settings: ServeSettings) -> ModelInfo:
         hierarchy_sep=space.hierarchy_sep,
         thresholds=thresholds,
         threshold_mode=model.threshold_mode if space.multi_label else None,
+        automation=None if automation is None else {entry.label: entry.threshold for entry in automation.labels},
+        out_of_scope=None
+        if out_of_scope is None
+        else _finite({"score": out_of_scope.score, "threshold": out_of_scope.threshold, "max_in_scope_loss": out_of_scope.max_in_scope_loss, "validation": out_of_scope.validation}),
         metrics=_finite(manifest.metrics) if manifest else None,
         n_params=model.n_params,
         created=manifest.created if manifest else None,

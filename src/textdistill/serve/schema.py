@@ -82,6 +82,15 @@ class WithheldLabel(BaseModel):
     reason: str = Field(description="`below_threshold`, or `target_not_reached`: the label is never automated.", examples=["below_threshold"])
 
 
+class OutOfScopeVerdict(BaseModel):
+    """Whether the message matches none of the model's labels (a reject option, `textdistill reject`)."""
+
+    rejected: bool = Field(description="True when the score is above the threshold: the message gets no label.")
+    score: float = Field(description="The message's out-of-scope score; higher is less like any label.")
+    threshold: float
+    reason: str | None = Field(default=None, description="`out_of_scope` when rejected.", examples=["out_of_scope"])
+
+
 class MessagePrediction(BaseModel):
     """The model's answer for one message."""
 
@@ -98,6 +107,10 @@ class MessagePrediction(BaseModel):
         default=None,
         description="Only for a model with automation thresholds (`textdistill automate`): the predicted labels below their "
         "threshold, left out of `labels` (a single-label message whose label is withheld has no labels).",
+    )
+    out_of_scope: OutOfScopeVerdict | None = Field(
+        default=None,
+        description="Only for a model with a reject option (`textdistill reject`): its verdict; a rejected message has no labels.",
     )
 
 
@@ -131,6 +144,12 @@ class ModelInfo(BaseModel):
     hierarchy_sep: str | None = Field(description="Separator of hierarchical labels (`Parent > Child`), or null.")
     thresholds: dict[str, float] | None = Field(description="Multi-label decision threshold per label, or null.")
     threshold_mode: str | None
+    automation: dict[str, float | None] | None = Field(
+        default=None, description="Automation threshold per label (`textdistill automate`); null for a label never automated; null without."
+    )
+    out_of_scope: dict[str, Any] | None = Field(
+        default=None, description="The reject option (`textdistill reject`): its score, threshold and what it gave on validation; null without."
+    )
     metrics: dict[str, Any] | None
     n_params: int
     created: str | None
