@@ -106,6 +106,32 @@ def test_suggest_stage_asks_the_baseline_without_a_teacher(sample_data, tmp_path
     assert [row["id"] for row in flagged] == [check.ids[i] for i in check.ranked()]
 
 
+def test_validate_stage_sets_thresholds_and_a_single_label_reject_option(sample_data, tmp_path):
+    from synthetic import synthetic
+
+    for name, seed, n in (("train", 0, 400), ("test", 1, 150)):
+        with (tmp_path / f"{name}.csv").open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle).writerows([("text", "label"), *synthetic(n, seed)])
+    single = tmp_path / "single.toml"
+    single.write_text(
+        f'[run]\nstages = ["load", "split", "baseline", "validate", "evaluate"]\n[data]\ntrain = "{tmp_path / "train.csv"}"\n'
+        f'test = "{tmp_path / "test.csv"}"\n[validate]\ntarget_precision = 0.9\nmax_in_scope_loss = 0.02\n[evaluate]\nmeasure = false\n',
+        encoding="utf-8",
+    )
+    Pipeline(RunConfig.from_toml(single), tmp_path / "single").run()
+    evaluation = json.loads((tmp_path / "single" / "evaluations" / "baseline.json").read_text())
+    assert evaluation["automation"]["target_precision"] == 0.9 and evaluation["out_of_scope"]["max_in_scope_loss"] == 0.02
+    # multi-label data: thresholds only ("no label" is already a multi-label answer)
+    multi = write_config(tmp_path, sample_data, validate="out_of_scope = \"energy\"")
+    multi.write_text(multi.read_text().replace("seed = 0", 'seed = 0\nstages = ["load", "split", "baseline", "validate"]'))
+    Pipeline(RunConfig.from_toml(multi), tmp_path / "multi").run()
+    assert (tmp_path / "multi" / "models" / "baseline" / "automation.json").is_file()
+    assert not (tmp_path / "multi" / "models" / "baseline" / "out_of_scope.json").exists()
+    bad = write_config(tmp_path, sample_data, validate="out_of_scope = \"softmax\"")
+    with pytest.raises(TextdistillError, match="out_of_scope"):
+        RunConfig.from_toml(bad)
+
+
 STUDENTS = """
 [[students]]
 kind = "static"

@@ -42,7 +42,7 @@ from textdistill.stages import DEFAULT_STAGES, STAGE_ORDER
 from textdistill.training.arguments import TrainingArguments
 from textdistill.training.recipes import train_baseline, train_teacher
 
-_REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "distill": "label", "evaluate": "load", "suggest": "split"}
+_REQUIRES = {"split": "load", "baseline": "split", "teach": "split", "label": "teach", "distill": "label", "evaluate": "load", "suggest": "split", "validate": "split"}
 
 console = stderr_console()
 
@@ -92,6 +92,26 @@ class CompressConfig:
 
 
 @dataclass(frozen=True)
+class ValidateConfig:
+    """Stage "validate": each model's automation thresholds (``textdistill automate``) and, for
+    single-label data, its reject option (``textdistill reject``), chosen on the validation messages."""
+
+    target_precision: float = 0.95
+    max_in_scope_loss: float = 0.01
+    out_of_scope: str = "auto"  # a score (msp, energy, maxlogit, mahalanobis, knn), auto, or "off": no reject option
+
+    def __post_init__(self) -> None:
+        from textdistill.models.out_of_scope import SCORES
+
+        if isinstance(self.target_precision, bool) or not isinstance(self.target_precision, int | float) or not 0 < self.target_precision <= 1:
+            raise ValueError(f"[validate] target_precision is a precision above 0 and at most 1, not {self.target_precision!r}")
+        if isinstance(self.max_in_scope_loss, bool) or not isinstance(self.max_in_scope_loss, int | float) or not 0 <= self.max_in_scope_loss < 1:
+            raise ValueError(f"[validate] max_in_scope_loss is a share of validation messages, at least 0 and below 1, not {self.max_in_scope_loss!r}")
+        if self.out_of_scope not in (*SCORES, "auto", "off"):
+            raise ValueError(f"[validate] out_of_scope = {self.out_of_scope!r} is unknown; choose one of: {', '.join(SCORES)}, auto, off")
+
+
+@dataclass(frozen=True)
 class SuggestConfig:
     """Stage "suggest": a queue of unannotated messages to annotate next (see ``textdistill suggest``)."""
 
@@ -126,6 +146,7 @@ class RunConfig:
     students: tuple[tuple[str, StudentSpec], ...] = ()  # (name, spec): saved to models/NAME
     compress: CompressConfig = field(default_factory=CompressConfig)
     suggest: SuggestConfig = field(default_factory=SuggestConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
     cost: CostSettings = field(default_factory=CostSettings)
     positive_label: str | None = None  # two-class data: the positive class (None: the rarer one)
     report_title: str = "textdistill report"
@@ -147,7 +168,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], base: Path = Path(".")) -> RunConfig:
         raw = {section: dict(values) if isinstance(values, dict) else values for section, values in raw.items()}
-        unknown = set(raw) - {"run", "data", "baseline", "teacher", "transfer", "students", "compress", "evaluate", "report", "suggest"}
+        unknown = set(raw) - {"run", "data", "baseline", "teacher", "transfer", "students", "compress", "validate", "evaluate", "report", "suggest"}
         if unknown:
             raise ValueError(f"unknown sections: {', '.join(sorted(unknown))}")
         run = raw.get("run", {})
@@ -183,6 +204,7 @@ class RunConfig:
             students=students,
             compress=compress,
             suggest=_strict(SuggestConfig, raw.get("suggest", {})),
+            validate=_strict(ValidateConfig, raw.get("validate", {})),
             cost=CostSettings(**evaluate),
             positive_label=positive_label,
             report_title=raw.get("report", {}).get("title", "textdistill report"),
@@ -425,6 +447,20 @@ class Pipeline:
                 out = models / f"{name}-{COMPRESSED_SUFFIX[precision]}"
                 compressed = compress_model(models / name, out, int8=precision == "int8", int8_tolerance=self.config.compress.int8_tolerance)
                 console.print(f"{name}: {precision} ONNX saved to {out} (largest probability change on the probe texts: {probe_change(compressed):.2g})")
+
+    def stage_validate(self) -> None:
+        from textdistill.models.automation import automate_model
+        from textdistill.models.out_of_scope import fit_model
+
+        settings, state = self.config.validate, self.state
+        skip = self.config.data.spec.skip_bad_rows
+        for model_dir in sorted(p.parent for p in (state.run_dir / "models").glob("*/manifest.json")):
+            automation = automate_model(model_dir, state.validation, target_precision=settings.target_precision, skip_bad_rows=skip)
+            said = f"{model_dir.name}: {automation.n_reached} of {len(automation.labels)} labels reach {settings.target_precision:g} precision on validation"
+            if settings.out_of_scope != "off" and not state.validation.multi_label:
+                found = fit_model(model_dir, state.train, state.validation, score=settings.out_of_scope, max_in_scope_loss=settings.max_in_scope_loss, skip_bad_rows=skip)
+                said += f"; reject option {found.score}, {found.validation['rejected_share']:.1%} of validation rejected"
+            console.print(said)
 
     def stage_evaluate(self) -> None:
         models = sorted(p.parent for p in (self.state.run_dir / "models").glob("*/manifest.json"))

@@ -14,6 +14,7 @@ STAGES = {
     "label": "the teacher's logits on train, unannotated and augmented texts",
     "distill": "train each [[students]] model on those logits",
     "compress": "ONNX copies (fp32, int8) of the [compress] models",
+    "validate": "per model: automation thresholds; single-label: a reject option",
     "evaluate": "quality and cost of every model on the test messages",
     "report": "the side-by-side report: report.md and report.html",
     "suggest": "what to annotate next, and which annotations look wrong",
