@@ -18,8 +18,11 @@ import argparse
 import csv
 import json
 import random
+import statistics
 import sys
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -82,19 +85,95 @@ def transfer_texts_of(train: Path, runs: Path) -> Path:
     return path
 
 
+def logits_of(model, texts: list[str], cache: Path) -> np.ndarray:
+    if cache.exists():
+        return np.load(cache)
+    from textdistill.evaluate.evaluation import decision_function_batched
+
+    values = decision_function_batched(model, texts, cache.stem)
+    np.save(cache, values)
+    return values
+
+
+def features_of(model, texts: list[str], cache: Path) -> np.ndarray:
+    """A transformer's pooled encoder features (the feature-space variant of mahalanobis and knn)."""
+    if cache.exists():
+        return np.load(cache)
+    from textdistill.training.probe import pooled_features
+
+    values = pooled_features(model, texts, cache.stem)
+    np.save(cache, values)
+    return values
+
+
+def score_model(name: str, model_dir: Path, split: dict, runs: Path, max_loss: float) -> list[dict]:
+    """Every score of one model: fitted on train, threshold on validation, measured on test."""
+    from textdistill.models.base import load_model
+    from textdistill.models.out_of_scope import SCORES, choose_threshold, fit_stats, measure, out_of_scope_scores, separation
+
+    model = load_model(model_dir)
+    labels = list(model.label_space.labels)
+    index = {label: i for i, label in enumerate(labels)}
+    data = {part: read(split[part]) for part in ("train", "validation", "test", "test_unknown")}
+    texts = {part: [r["text"] for r in rows] for part, rows in data.items()}
+    cache = runs / "scores" / name
+    cache.mkdir(parents=True, exist_ok=True)
+    spaces = {"logits": {part: logits_of(model, texts[part], cache / f"{part}.npy") for part in texts}}
+    if hasattr(model, "network") and hasattr(model.network, "pool"):
+        spaces["features"] = {part: features_of(model, texts[part], cache / f"{part}.features.npy") for part in texts}
+    train_y = np.array([index[r["label"]] for r in data["train"]])
+    correct = {part: spaces["logits"][part].argmax(axis=1) == np.array([index[r["label"]] for r in data[part]]) for part in ("validation", "test")}
+    rows = []
+    for space, values in spaces.items():
+        for score in SCORES if space == "logits" else ("mahalanobis", "knn"):
+            stats = fit_stats(score, values["train"], train_y)
+            s = {part: out_of_scope_scores(score, values[part], stats) for part in values}
+            threshold = choose_threshold(s["validation"], correct["validation"], max_loss)
+            test = measure(s["test"], correct["test"], threshold)
+            found = separation(s["test"], s["test_unknown"], threshold)
+            rows.append({"model": name, "space": space, "score": score, "auroc": found["auroc"], "unknown_rejected": found["rejected_share"],
+                         "in_scope_loss_test": test["in_scope_loss"], "in_scope_loss_validation": measure(s["validation"], correct["validation"], threshold)["in_scope_loss"],
+                         "accuracy_test": test["accuracy"], "accuracy_with_rejection": test["accuracy_with_rejection"]})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--runs", type=Path, default=HERE / "runs" / "out-of-scope")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--stage", choices=["models", "score", "all"], default="all")
+    parser.add_argument("--max-in-scope-loss", type=float, default=0.01)
     args = parser.parse_args()
+    results = []
     for seed in args.seeds:
         runs = args.runs / f"seed{seed}"
         split = splits(args.data, runs, seed)
         (runs / "unknown.json").write_text(json.dumps(split["unknown"]))
         trained = models(split, runs)
         print(json.dumps({"seed": seed, "unknown": split["unknown"], "models": {k: str(v) for k, v in trained.items()}}), flush=True)
+        if args.stage == "models":
+            continue
+        rows = [row for name, path in trained.items() for row in score_model(name, path, split, runs, args.max_in_scope_loss)]
+        (runs / "scores.json").write_text(json.dumps(rows, indent=2))
+        results.extend({"seed": seed, **row} for row in rows)
+    if results:
+        summarise(results, args.runs / "summary.json")
+
+
+def summarise(results: list[dict], path: Path) -> None:
+    """Medians over seeds per model, space and score, and each model's gain over msp."""
+    keys = sorted({(r["model"], r["space"], r["score"]) for r in results}, key=lambda k: (k[0], k[1] != "logits", k[2]))
+    summary = []
+    for model, space, score in keys:
+        rows = [r for r in results if (r["model"], r["space"], r["score"]) == (model, space, score)]
+        med = {m: statistics.median(r[m] for r in rows) for m in ("auroc", "unknown_rejected", "in_scope_loss_test", "in_scope_loss_validation", "accuracy_test")}
+        msp = statistics.median(r["auroc"] for r in results if (r["model"], r["space"], r["score"]) == (model, "logits", "msp"))
+        summary.append({"model": model, "space": space, "score": score, "seeds": len(rows), **med, "auroc_minus_msp": med["auroc"] - msp})
+    path.write_text(json.dumps(summary, indent=2))
+    print(f"{'model':8} {'space':8} {'score':12} {'AUROC':>6} {'d-msp':>6} {'rejected':>8} {'loss test':>9} {'loss val':>8}")
+    for row in summary:
+        print(f"{row['model']:8} {row['space']:8} {row['score']:12} {row['auroc']:6.3f} {row['auroc_minus_msp']:+6.3f} {row['unknown_rejected']:8.3f} {row['in_scope_loss_test']:9.4f} {row['in_scope_loss_validation']:8.4f}")
 
 
 if __name__ == "__main__":
