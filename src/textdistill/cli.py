@@ -1172,8 +1172,8 @@ def automate(
 
 @app.command(
     epilog=_examples(
-        "textdistill reject models/teacher --train train.csv --validation validation.csv",
-        "textdistill reject models/static --train train.csv --validation validation.csv \\\n"
+        "textdistill reject models/teacher --train train.csv --validation val.csv",
+        "textdistill reject models/static --train train.csv --validation val.csv \\\n"
         "    --max-in-scope-loss 0.02 --out-of-scope not_ours.csv --score auto",
     )
 )
@@ -1199,12 +1199,12 @@ def reject(
     long_text: LongTextAsTrained = None,
     quiet: Quiet = False,
 ) -> None:
-    """A reject option: messages that match none of the labels get no label.
+    """A reject option for messages that match none of the labels.
 
     Each message gets an out-of-scope score from the model's logits (energy by default; see
     --score); above a threshold, predict and serve return no label and say why. The threshold
-    is the lowest that rejects at most --max-in-scope-loss of the --validation messages the
-    model gets right. Works for every single-label model and its ONNX copies (compress carries
+    is the lowest that rejects no more of the --validation messages the model gets right than
+    --max-in-scope-loss allows. Works for every single-label model and its ONNX copies (compress carries
     it); fit it on each model you ship. Delete out_of_scope.json to predict without it.
     """
     from textdistill.models.out_of_scope import OUT_OF_SCOPE_FILE, fit_model
