@@ -5,6 +5,7 @@ and ONNX copies; models without it unchanged; bad settings and stale files refus
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -289,3 +290,17 @@ def test_a_multi_label_model_is_refused_with_what_to_use_instead(tmp_path):
     result = run_cli("reject", directory, "--train", data, "--validation", data)
     assert result.returncode == 2 and "multi-label" in result.stderr and "automate" in result.stderr
 
+
+
+def test_the_report_has_an_out_of_scope_row_per_model_with_a_reject_option(model_dir, rejecting, tmp_path):
+    from textdistill.evaluate.evaluation import write_evaluation
+    from textdistill.evaluate.report import build_report, collect_evaluations
+
+    test = as_messages(known(120, seed=13))
+    files = [write_evaluation(evaluate_model(d, test, name=name, cost=CostSettings(measure=False)), tmp_path / f"{name}.json") for d, name in ((model_dir, "plain"), (rejecting, "rejecting"))]
+    report = build_report(collect_evaluations(files), tmp_path / "report")
+    block = json.loads(files[1].read_text())["out_of_scope"]
+    markdown, html = report.markdown.read_text(), report.html.read_text()
+    section = markdown.split("## Out of scope")[1].split("## Most confused")[0]
+    assert f"| rejecting | energy | {block['threshold']:.3f} |" in section and "| plain |" not in section
+    assert "<h2>Out of scope</h2>" in html

@@ -141,6 +141,9 @@ def render_html(analysis: Analysis, *, title: str, svg: str) -> str:
             out += [f"<h3>{escape(tables.automation_heading(ev))}</h3>", render_table(tables.automation_table(ev))]
         out.append("</section>")
 
+    if rejecting := tables.out_of_scope_table(evaluations):
+        out += ["<section><h2>Out of scope</h2>", _muted(tables.OUT_OF_SCOPE_NOTE), render_table(rejecting), "</section>"]
+
     out.append(f"<section><h2>Most confused label pairs (top {tables.TOP_CONFUSIONS})</h2>")
     for ev in evaluations:
         confusions = tables.confusion_table(ev)

@@ -91,6 +91,9 @@ def render_markdown(analysis: Analysis, *, title: str, plot_file: str) -> str:
             if len(ev["automation"]["labels"]) > tables.MARKDOWN_LABELS:
                 out += [f"… and {len(ev['automation']['labels']) - tables.MARKDOWN_LABELS:,} more label(s), see report.html.", ""]
 
+    if rejecting := tables.out_of_scope_table(evaluations):
+        out += ["## Out of scope", "", escape(tables.OUT_OF_SCOPE_NOTE), "", render_table(rejecting), ""]
+
     out += [f"## Most confused label pairs (top {tables.TOP_CONFUSIONS})", ""]
     for ev in evaluations:
         confusions = tables.confusion_table(ev)

@@ -316,6 +316,35 @@ def automation_table(evaluation: dict, limit: int | None = None) -> Table | None
     return Table(header, cells, (False, *[True] * 6, False))
 
 
+OUT_OF_SCOPE_NOTE = (
+    "Models with a reject option (textdistill reject): the out-of-scope score, its threshold (chosen on validation for at most "
+    "the given in-scope accuracy loss), and what it does to the test messages, all of which are in scope: the share rejected, "
+    "accuracy without and with rejection (a rejected message counts as wrong) and accuracy of the messages kept."
+)
+
+
+def out_of_scope_table(evaluations: list[dict]) -> Table | None:
+    """One row per model with a reject option; None when no model has one."""
+    rows = tuple(
+        (
+            str(ev["name"]),
+            str(block.get("score", "")),
+            fmt_score(block.get("threshold")),
+            fmt_score(block.get("max_in_scope_loss")),
+            fmt_score(block.get("rejected_share")),
+            fmt_score(block.get("accuracy")),
+            fmt_score(block.get("accuracy_with_rejection")),
+            fmt_score(block.get("accuracy_of_kept")),
+        )
+        for ev in evaluations
+        if (block := ev.get("out_of_scope"))
+    )
+    if not rows:
+        return None
+    header = ("model", "score", "threshold", "max loss", "rejected", "accuracy", "with rejection", "of kept")
+    return Table(header, rows, (False, False, *[True] * 6))
+
+
 def confusion_table(evaluation: dict) -> Table | None:
     """The most frequently confused (true, predicted) label pairs, or None when there are none."""
     pairs = sorted(evaluation.get("confused_pairs") or [], key=lambda p: -(number(p.get("count")) or 0))
