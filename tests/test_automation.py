@@ -393,3 +393,7 @@ def test_the_report_shows_the_per_label_table_of_models_with_thresholds(automate
     assert "## Automation thresholds" in markdown and heading in markdown and "plain:" not in markdown.split("## Automation thresholds")[1].split("## Most confused")[0]
     assert "| other | 0.95 | — |" in markdown and "not automated" in markdown  # the unreached label, listed first
     assert "<h2>Automation thresholds</h2>" in html and heading in html
+    # and the weakest labels' precision/recall curves, as automation counts a message
+    assert "Precision/recall curves on test of automated" in html and html.count("<svg") == 2  # the main plot and these
+    curve = next(row for row in block["labels"] if row["label"] == "refund")["curve"]
+    assert len(curve["recall"]) <= 50 and curve["recall"][-1] == 0.0 and max(curve["recall"]) <= 1.0

@@ -237,6 +237,7 @@ def measure_on(
                 "average_precision": float(average_precision_score(is_true[:, j], confidence[:, j])) if support else None,
                 "automated": n_automated,
                 "reached": precision is not None and precision >= entry.target_precision,
+                "curve": _curve(confidence[:, j], is_predicted[:, j], is_true[:, j]) if support else None,
             }
         )
     return {
@@ -248,6 +249,22 @@ def measure_on(
         # the share of messages with at least one label automated
         "automated_share": float(automated.any(axis=1).mean()) if len(proba) else None,
     }
+
+
+CURVE_POINTS = 50  # most points of a stored precision/recall curve
+
+
+def _curve(confidence: np.ndarray, predicted: np.ndarray, true: np.ndarray) -> dict[str, list[float]] | None:
+    """The label's precision/recall curve as automation sees it (a message counts once the model
+    predicts the label and its confidence reaches the threshold), at most CURVE_POINTS points."""
+    score = np.where(predicted, confidence, -1.0)
+    precision, recall, thresholds = precision_recall_curve(true, score)
+    keep = np.r_[thresholds >= 0, True]  # the last point (recall 0) has no threshold
+    precision, recall = precision[keep], recall[keep]
+    if len(precision) < 2:
+        return None
+    rows = np.unique(np.linspace(0, len(precision) - 1, min(CURVE_POINTS, len(precision))).round().astype(int))
+    return {"recall": [round(float(v), 4) for v in recall[rows]], "precision": [round(float(v), 4) for v in precision[rows]]}
 
 
 def check_targets(space: LabelSpace, target_precision: float, label_precision: Mapping[str, float]) -> None:

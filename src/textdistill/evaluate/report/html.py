@@ -7,6 +7,7 @@ from html import escape
 from textdistill.evaluate.report import tables
 from textdistill.evaluate.report.analysis import Analysis
 from textdistill.evaluate.report.noise import RESAMPLES
+from textdistill.evaluate.report.plot import render_pr_curves
 from textdistill.evaluate.report.tables import Table
 
 # No scripts, no network: the page only needs its own inline styles.
@@ -139,6 +140,9 @@ def render_html(analysis: Analysis, *, title: str, svg: str) -> str:
         out += ['<section><h2>Automation thresholds</h2>', _muted(tables.AUTOMATION_NOTE)]
         for ev in automated:
             out += [f"<h3>{escape(tables.automation_heading(ev))}</h3>", render_table(tables.automation_table(ev))]
+            if curves := render_pr_curves(ev):
+                what = f"Precision/recall curves on test of {ev['name']}'s weakest labels (dashed: target; dot: the threshold)"
+                out.append(f"<details><summary>{escape(what)}</summary>{_inline_svg(curves, what)}</details>")
         out.append("</section>")
 
     if rejecting := tables.out_of_scope_table(evaluations):

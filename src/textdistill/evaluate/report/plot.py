@@ -86,3 +86,37 @@ def _draw(ax, analysis: Analysis, dominated_by: dict[int, list[int]]) -> None:
         name = analysis.evaluations[i]["name"]
         ax.annotate(name, (x, y), xytext=offset, textcoords="offset points", annotation_clip=False, parse_math=False)
     ax.legend(loc="best")
+
+
+PR_CURVES = 12  # labels shown, weakest average precision first
+
+
+def render_pr_curves(evaluation: dict, limit: int = PR_CURVES) -> str | None:
+    """Small multiples of the precision/recall curves on test of a model's automated labels,
+    weakest average precision first, each with its target precision (dashed) and the point its
+    threshold gives; None without automation curves."""
+    rows = [r for r in (evaluation.get("automation") or {}).get("labels") or [] if r.get("curve")]
+    if not rows:
+        return None
+    rows = sorted(rows, key=lambda r: r.get("average_precision") if r.get("average_precision") is not None else 1.0)[:limit]
+    columns = min(4, len(rows))
+    lines = math.ceil(len(rows) / columns)
+    with matplotlib.rc_context({**_STYLE, "font.size": 8}):
+        fig = Figure(figsize=(11, 2.3 * lines), layout="constrained")
+        for i, row in enumerate(rows):
+            ax = fig.add_subplot(lines, columns, i + 1)
+            ax.plot(row["curve"]["recall"], row["curve"]["precision"], color="C0", drawstyle="steps-post")
+            ax.axhline(row["target_precision"], color="C3", linestyle="--", linewidth=0.8)
+            if row.get("recall") is not None and row.get("precision") is not None:
+                ax.plot([row["recall"]], [row["precision"]], "o", color="C3", markersize=4)
+            ap = row.get("average_precision")
+            ax.set_title(f"{row['label']} (AP {ap:.2f})" if ap is not None else row["label"], fontsize=8)
+            ax.set(xlim=(0, 1.02), ylim=(0, 1.05))
+            ax.grid(True, alpha=0.3)
+            if i % columns == 0:
+                ax.set_ylabel("precision")
+            if i >= len(rows) - columns:
+                ax.set_xlabel("recall")
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    return buffer.getvalue()
