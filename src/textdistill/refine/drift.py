@@ -1,0 +1,317 @@
+"""Has the traffic changed since training? Reference messages against current ones.
+
+The reference is a transfer set of the model (its original messages; their logits are reused,
+not scored again) or a messages file; the current messages are scored by the model. Three
+measures, each with a plain verdict:
+
+1. **Label shift**: per label, the share of messages the model predicts it for (single-label:
+   the most probable label; multi-label: every label at its decision threshold), reference
+   against current, by Fisher's exact test with Holm's correction over the labels. A label *rose*
+   or *fell* when its corrected p-value is below the measure's level and it moved by at least
+   ``min_change`` (2 points) or by ``min_relative_change`` (half) of its reference share: at
+   10,000 messages a common label's 0.3-point move is significant and means nothing, while a
+   1.3 % label that vanishes matters. Single-label data also gets a chi-square test of the whole
+   distribution, reported beside it (multi-label has none: a message counts for several labels).
+2. **Coverage**: the share of messages with a confident prediction (:func:`confident`), by
+   Fisher's exact test; it fires when it moved by at least ``min_change`` too.
+3. **Embeddings**: a domain classifier (logistic regression on the messages' embeddings, the
+   embeddings of :func:`~textdistill.refine.suggest.message_embedder`) learns to tell current from
+   reference messages; its cross-validated AUROC is 0.5 when it cannot. p-value: Mann-Whitney's
+   test of the out-of-fold scores (the AUROC is its statistic), as alibi-detect's ClassifierDrift
+   tests out-of-fold scores. It fires at AUROC ``MIN_AUROC`` (0.55) or more. At most
+   ``max_embedded`` (2,000) messages of each side are embedded, drawn at random, so that it runs
+   in seconds.
+
+The verdict is *drift* when any measure fires. Each is tested at ``alpha / 3`` (Bonferroni), so
+that traffic like the reference is called drift at most ``alpha`` (5 %) of the time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textdistill.data.messages import MessageSet
+from textdistill.errors import TextdistillError
+from textdistill.models.base import TextClassifier, load_model
+
+ALPHA = 0.05
+MEASURES = 3  # label shift, coverage, embeddings: each is tested at ALPHA / MEASURES
+MIN_CHANGE = 0.02
+MIN_RELATIVE_CHANGE = 0.5
+MIN_AUROC = 0.55
+MAX_EMBEDDED = 2000
+CV_FOLDS = 5
+CONFIDENT_PROBABILITY = 0.5
+MIN_MESSAGES = 20  # per side: fewer cannot show a shift, and the domain classifier's folds need them
+
+
+@dataclass
+class Traffic:
+    """One side of the comparison: its texts, the model's probabilities for them, where they came from."""
+
+    texts: list[str]
+    proba: np.ndarray
+    source: str
+    reused: int = 0  # messages whose probabilities came from a transfer set, not the model
+
+
+@dataclass
+class LabelChange:
+    label: str
+    reference_count: int
+    current_count: int
+    reference_share: float
+    current_share: float
+    change: float
+    p_value: float  # Holm-corrected over the labels
+    direction: str | None  # "rose", "fell", or None when it did neither
+
+
+@dataclass
+class LabelShift:
+    labels: list[LabelChange]
+    overall: dict[str, float] | None  # single-label: the chi-square test of the label counts
+    fired: bool
+
+    def moved(self, direction: str) -> list[LabelChange]:
+        return sorted((c for c in self.labels if c.direction == direction), key=lambda c: -abs(c.change))
+
+
+@dataclass
+class CoverageChange:
+    rule: str  # what counts as a confident prediction
+    reference: float
+    current: float
+    change: float
+    p_value: float
+    fired: bool
+
+
+@dataclass
+class EmbeddingShift:
+    embedding: str  # "encoder" or "tfidf-lsa"
+    auroc: float
+    p_value: float
+    n_reference: int  # messages embedded
+    n_current: int
+    fired: bool
+    method: str = f"domain classifier: logistic regression, {CV_FOLDS}-fold cross-validated"
+
+
+@dataclass
+class Drift:
+    verdict: str  # "drift" or "no drift"
+    reasons: list[str]  # the measures that fired, in words
+    reference: str
+    current: str
+    n_reference: int
+    n_current: int
+    reused: int  # reference messages whose probabilities came from the transfer set
+    multi_label: bool
+    label_shift: LabelShift
+    coverage: CoverageChange
+    embeddings: EmbeddingShift
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure_drift(
+    model_dir: str | Path,
+    current: MessageSet,
+    *,
+    reference: MessageSet | None = None,
+    transfer_dir: str | Path | None = None,
+    alpha: float = ALPHA,
+    min_change: float = MIN_CHANGE,
+    min_relative_change: float = MIN_RELATIVE_CHANGE,
+    max_embedded: int = MAX_EMBEDDED,
+    seed: int = 0,
+) -> Drift:
+    """Compare ``current`` messages with the reference: ``reference`` messages, or the original
+    messages of the transfer set in ``transfer_dir`` (this model's; its logits are reused)."""
+    if (reference is None) == (transfer_dir is None):
+        raise TextdistillError("give the reference as messages or as a transfer set, one of them.")
+    if not 0 < alpha < 1:
+        raise TextdistillError(f"--alpha is {alpha}: a significance level is between 0 and 1 (0.05: 5 % false alarms).")
+    if min_change < 0 or min_relative_change < 0:
+        raise TextdistillError("--min-change and --min-relative-change are shares of messages: 0 or more (0.02: 2 points).")
+    if max_embedded < MIN_MESSAGES:
+        raise TextdistillError(f"--max-embedded is {max_embedded}: embed at least {MIN_MESSAGES} messages of each side.")
+    model_dir = Path(model_dir)
+    model = load_model(model_dir)
+    before = reference_from_transfer(model, model_dir, transfer_dir) if transfer_dir is not None else scored(model, reference.texts, reference.source)
+    after = scored(model, current.texts, current.source)
+    for side, traffic in (("reference", before), ("current", after)):
+        if len(traffic.texts) < MIN_MESSAGES:
+            raise TextdistillError(
+                f"the {side} messages ({traffic.source}) are {len(traffic.texts)}; drift needs at least {MIN_MESSAGES} on each side to show anything."
+            )
+    level = alpha / MEASURES
+    labels = label_shift(model, before.proba, after.proba, level, min_change, min_relative_change)
+    reference_confident, rule = confident(model, model_dir, before.proba)
+    current_confident, _ = confident(model, model_dir, after.proba)
+    coverage = coverage_change(reference_confident, current_confident, rule, level, min_change)
+    embeddings = embedding_shift(model, before.texts, after.texts, level, max_embedded, seed)
+    reasons = _reasons(labels, coverage, embeddings)
+    settings = {
+        "alpha": alpha,
+        "level_per_measure": level,
+        "min_change": min_change,
+        "min_relative_change": min_relative_change,
+        "min_auroc": MIN_AUROC,
+        "max_embedded": max_embedded,
+        "seed": seed,
+    }
+    return Drift(
+        "drift" if reasons else "no drift", reasons, before.source, after.source, len(before.texts), len(after.texts), before.reused,
+        model.label_space.multi_label, labels, coverage, embeddings, settings,
+    )  # fmt: skip
+
+
+def scored(model: TextClassifier, texts: Sequence[str], source: str) -> Traffic:
+    """Messages scored by the model."""
+    from textdistill.evaluate.evaluation import predict_proba_batched
+
+    return Traffic(list(texts), predict_proba_batched(model, list(texts), f"Scoring {Path(source).name}"), source)
+
+
+def reference_from_transfer(model: TextClassifier, model_dir: Path, transfer_dir: str | Path) -> Traffic:
+    """The transfer set's original messages (augmented copies are not traffic) with the
+    probabilities of their stored logits; refused when another model labelled it."""
+    from scipy.special import expit, softmax
+
+    from textdistill.refine.suggest import own_transfer_set
+    from textdistill.transfer.score import ORIGINAL
+
+    transfer = own_transfer_set(model_dir, transfer_dir, "Give --reference a transfer set this model labelled, or a messages file.")
+    rows = [i for i, origin in enumerate(transfer.origins) if origin == ORIGINAL]
+    logits = transfer.logits[rows].astype(np.float64)
+    proba = expit(logits) if transfer.multi_label else softmax(logits, axis=1)
+    return Traffic([transfer.texts[i] for i in rows], proba, str(transfer_dir), reused=len(rows))
+
+
+def predicted_indicators(model: TextClassifier, proba: np.ndarray) -> np.ndarray:
+    """(n, L) booleans: which labels the model predicts for each message."""
+    space = model.label_space
+    if not space.multi_label:
+        return np.eye(len(space), dtype=bool)[proba.argmax(axis=1)]
+    return space.encode(space.predict(proba, model.thresholds)).astype(bool)
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm's step-down correction: family-wise error at most the level, uniformly better than Bonferroni."""
+    p_values = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p_values)
+    m = len(p_values)
+    stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p_values[order]))
+    corrected = np.empty(m)
+    corrected[order] = stepped
+    return corrected
+
+
+def _fisher(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
+    from scipy.stats import fisher_exact
+
+    return float(fisher_exact([[hits_a, n_a - hits_a], [hits_b, n_b - hits_b]]).pvalue)
+
+
+def label_shift(model: TextClassifier, reference: np.ndarray, current: np.ndarray, level: float, min_change: float, min_relative_change: float) -> LabelShift:
+    """Per-label shares of the model's predictions on both sides, tested (module docstring)."""
+    before, after = predicted_indicators(model, reference).sum(axis=0), predicted_indicators(model, current).sum(axis=0)
+    n_before, n_after = len(reference), len(current)
+    tested = np.flatnonzero(before + after)  # a label neither side predicts has nothing to test
+    p_values = np.ones(len(before))
+    p_values[tested] = holm(np.array([_fisher(int(after[j]), n_after, int(before[j]), n_before) for j in tested]))
+    changes = []
+    for j, label in enumerate(model.label_space.labels):
+        share_before, share_after = before[j] / n_before, after[j] / n_after
+        change = share_after - share_before
+        relevant = abs(change) >= min_change or abs(change) >= min_relative_change * share_before
+        direction = ("rose" if change > 0 else "fell") if p_values[j] < level and relevant else None
+        changes.append(LabelChange(label, int(before[j]), int(after[j]), float(share_before), float(share_after), float(change), float(p_values[j]), direction))
+    overall = None
+    if not model.label_space.multi_label and len(tested) >= 2:
+        from scipy.stats import chi2_contingency
+
+        test = chi2_contingency(np.vstack([before[tested], after[tested]]))
+        overall = {"test": "chi-square", "statistic": float(test.statistic), "dof": int(test.dof), "p_value": float(test.pvalue)}
+    return LabelShift(changes, overall, any(c.direction for c in changes))
+
+
+def confident(model: TextClassifier, model_dir: Path, proba: np.ndarray) -> tuple[np.ndarray, str]:
+    """Which messages get a confident prediction, and the rule in words: with automation
+    thresholds (``textdistill automate``), at least one label automated; without, a top
+    probability of at least 0.5 (multi-label: a label at its decision threshold)."""
+    from textdistill.models.automation import AUTOMATION_FILE, automate_batch, read_automation
+
+    space = model.label_space
+    automation = read_automation(model_dir, model.manifest)
+    if automation is not None:
+        decided = automate_batch(automation, space, proba, space.predict(proba, model.thresholds))
+        rule = f"at least one label at or above its automation threshold ({AUTOMATION_FILE}, target precision {automation.target_precision:g})"
+        return np.array([bool(kept) for kept, _ in decided]), rule
+    without = "; the model has no automation thresholds (textdistill automate chooses them)"
+    if space.multi_label:
+        return predicted_indicators(model, proba).any(axis=1), "at least one label at or above its decision threshold" + without
+    return proba.max(axis=1) >= CONFIDENT_PROBABILITY, f"top probability at least {CONFIDENT_PROBABILITY:g}" + without
+
+
+def coverage_change(reference: np.ndarray, current: np.ndarray, rule: str, level: float, min_change: float) -> CoverageChange:
+    before, after = float(reference.mean()), float(current.mean())
+    p_value = _fisher(int(current.sum()), len(current), int(reference.sum()), len(reference))
+    return CoverageChange(rule, before, after, after - before, p_value, p_value < level and abs(after - before) >= min_change)
+
+
+def embedding_shift(model: TextClassifier, reference: Sequence[str], current: Sequence[str], level: float, max_embedded: int, seed: int) -> EmbeddingShift:
+    """The domain classifier's cross-validated AUROC and p-value (module docstring)."""
+    from scipy.stats import mannwhitneyu
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from textdistill.refine.suggest import message_embedder
+
+    rng = np.random.default_rng(seed)
+    picked = [sorted(rng.choice(len(texts), min(max_embedded, len(texts)), replace=False)) for texts in (reference, current)]
+    before, after = [reference[i] for i in picked[0]], [current[i] for i in picked[1]]
+    embedder, embedding = message_embedder(model, before, after)
+    x = np.vstack([embedder.pool(range(len(before))), embedder.annotated()])
+    y = np.r_[np.zeros(len(before)), np.ones(len(after))]
+    classifier = make_pipeline(StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=1000))
+    folds = StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed)
+    scores = cross_val_predict(classifier, x, y, cv=folds, method="decision_function")
+    auroc = float(roc_auc_score(y, scores))
+    p_value = float(mannwhitneyu(scores[y == 1], scores[y == 0], alternative="greater").pvalue)
+    return EmbeddingShift(embedding, auroc, p_value, len(before), len(after), p_value < level and auroc >= MIN_AUROC)
+
+
+def format_p(p_value: float) -> str:
+    """A p-value for people: two significant digits, and below 1e-16 (doubles lose it there) just that."""
+    return "p < 1e-16" if p_value < 1e-16 else f"p = {p_value:.2g}"
+
+
+def _reasons(labels: LabelShift, coverage: CoverageChange, embeddings: EmbeddingShift) -> list[str]:
+    def named(changes: list[LabelChange]) -> str:
+        return ", ".join(f"{c.label} ({100 * c.change:+.1f} points)" for c in changes)
+
+    reasons = []
+    if labels.fired:
+        moved = [f"{direction}: {named(labels.moved(direction))}" for direction in ("rose", "fell") if labels.moved(direction)]
+        reasons.append("predicted labels " + "; ".join(moved))
+    if coverage.fired:
+        reasons.append(
+            f"coverage {'rose' if coverage.change > 0 else 'fell'} from {coverage.reference:.1%} to {coverage.current:.1%} "
+            f"({100 * coverage.change:+.1f} points, {format_p(coverage.p_value)})"
+        )
+    if embeddings.fired:
+        reasons.append(f"the embeddings tell current from reference messages apart: AUROC {embeddings.auroc:.3f} ({format_p(embeddings.p_value)})")
+    return reasons
