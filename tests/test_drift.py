@@ -15,7 +15,7 @@ from synthetic import INTENTS, OPENERS, THINGS, two_class
 from textdistill.data.messages import DataSpec, MessageSet
 from textdistill.errors import TextdistillError
 from textdistill.models.baseline import TfidfBaseline, BaselineConfig
-from textdistill.refine.drift import holm, measure_drift
+from textdistill.refine.drift import holm, measure_drift, mmd_permutation_test
 from textdistill.training.recipes import train_baseline
 from textdistill.transfer import label_messages
 
@@ -81,12 +81,25 @@ def test_holm_matches_its_step_down_definition():
     assert np.allclose(holm(np.array([0.03, 0.5, 0.01, 0.02])), [0.06, 0.5, 0.04, 0.06])
 
 
+def test_mmd_sees_a_changed_mix_of_the_same_kinds_of_messages():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(10, 16))
+
+    def draw(n: int, kinds: int, seed: int) -> np.ndarray:
+        local = np.random.default_rng(seed)
+        return centres[local.integers(0, kinds, n)] + local.normal(scale=0.3, size=(n, 16))
+
+    mmd, p_value = mmd_permutation_test(draw(300, 10, 1), draw(300, 7, 2), 100, seed=0)  # 3 kinds of 10 gone
+    assert p_value == 1 / 101 and mmd > 0
+    assert mmd_permutation_test(draw(300, 10, 1), draw(300, 10, 2), 100, seed=0)[1] > 0.05
+
+
 def test_the_same_traffic_again_is_no_drift(intent_model, reference_rows):
     result = measure_drift(intent_model, unannotated(intents(800, 3, UNIFORM)), reference=unannotated(reference_rows, "reference.csv"))
     assert result.verdict == "no drift" and result.reasons == []
     assert not any(c.direction for c in result.label_shift.labels)
     assert result.label_shift.overall["p_value"] > 0.05 and not result.coverage.fired
-    assert 0.4 < result.embeddings.auroc < 0.55 and result.embeddings.embedding == "tfidf-lsa"
+    assert 0.4 < result.embeddings.auroc < 0.55 and result.embeddings.mmd_p_value > 0.05 and result.embeddings.embedding == "tfidf-lsa"
     assert all(abs(c.change) < 0.05 for c in result.label_shift.labels)
 
 
@@ -106,8 +119,8 @@ def test_a_changed_vocabulary_with_the_same_labels_fires_the_embedding_test_only
     current = unannotated(intents(800, 3, UNIFORM, extra=signature))
     result = measure_drift(intent_model, current, reference=unannotated(reference_rows, "reference.csv"))
     assert not result.label_shift.fired and not result.coverage.fired
-    assert result.embeddings.fired and result.embeddings.auroc > 0.9
-    assert result.verdict == "drift" and len(result.reasons) == 1 and "embeddings" in result.reasons[0]
+    assert result.embeddings.classifier_fired and result.embeddings.auroc > 0.9 and result.embeddings.mmd_fired
+    assert result.verdict == "drift" and [reason.split()[:2] for reason in result.reasons] == [["a", "classifier"], ["the", "messages'"]]
 
 
 def test_the_embedding_test_embeds_at_most_max_embedded_messages_per_side(intent_model, reference_rows):
@@ -144,11 +157,11 @@ def test_another_models_transfer_set_is_refused(intent_model, reference_rows, tm
 
 
 def test_multi_label_labels_are_tested_one_by_one(tmp_path):
-    model = baseline(tmp_path / "multi", two_requests(800, 0, UNIFORM), two_requests(200, 1, UNIFORM), multi_label=True)
-    reference = unannotated(two_requests(800, 2, UNIFORM))
-    same = measure_drift(model, unannotated(two_requests(800, 3, UNIFORM)), reference=reference)
+    model = baseline(tmp_path / "multi", two_requests(500, 0, UNIFORM), two_requests(150, 1, UNIFORM), multi_label=True)
+    reference = unannotated(two_requests(500, 2, UNIFORM))
+    same = measure_drift(model, unannotated(two_requests(500, 3, UNIFORM)), reference=reference)
     assert same.multi_label and same.label_shift.overall is None and same.verdict == "no drift"
-    shifted = measure_drift(model, unannotated(two_requests(800, 3, SHIFTED)), reference=reference)
+    shifted = measure_drift(model, unannotated(two_requests(500, 3, SHIFTED)), reference=reference)
     assert {c.label for c in shifted.label_shift.moved("rose")} == {"refund", "login"}
     assert {c.label for c in shifted.label_shift.moved("fell")} == {"cancel", "praise"}
     assert "decision threshold" in shifted.coverage.rule
@@ -156,9 +169,9 @@ def test_multi_label_labels_are_tested_one_by_one(tmp_path):
 
 def test_two_class_spam_share_rising_is_named(tmp_path):
     model = baseline(tmp_path / "spam", two_class(600, 0), two_class(150, 1))
-    reference = unannotated(two_class(600, 2))
-    assert measure_drift(model, unannotated(two_class(600, 3)), reference=reference).verdict == "no drift"
-    result = measure_drift(model, unannotated(two_class(600, 3, positive_share=0.6)), reference=reference)
+    reference = unannotated(two_class(400, 2))
+    assert measure_drift(model, unannotated(two_class(400, 3)), reference=reference).verdict == "no drift"
+    result = measure_drift(model, unannotated(two_class(400, 3, positive_share=0.6)), reference=reference)
     assert [c.label for c in result.label_shift.moved("rose")] == ["spam"] and [c.label for c in result.label_shift.moved("fell")] == ["ham"]
 
 

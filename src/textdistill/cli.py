@@ -1195,8 +1195,9 @@ def drift(
     test, Holm-corrected; a label rose or fell when it is significant and moved by
     --min-change or --min-relative-change), coverage (the share of confident predictions: at
     the automation thresholds of textdistill automate when the model has them, else a top
-    probability of 0.5), and a domain classifier on the messages' embeddings (cross-validated
-    AUROC, 0.5: indistinguishable; it fires at 0.55). Prints the verdict, drift or no drift,
+    probability of 0.5), and the messages' embeddings: a domain classifier (cross-validated
+    AUROC, 0.5: indistinguishable; it fires at 0.55) and a maximum mean discrepancy
+    permutation test. Prints the verdict, drift or no drift,
     with the reasons; exits 0 either way. Files are read as the model was trained unless
     the options here say otherwise.
     """
@@ -1243,7 +1244,7 @@ def drift(
     typer.echo(f"Coverage: {coverage.reference:.1%} -> {coverage.current:.1%} ({100 * coverage.change:+.1f} points, {format_p(coverage.p_value)}; {coverage.rule})")
     typer.echo(
         f"Embeddings ({embeddings.embedding}, {embeddings.n_reference:,} + {embeddings.n_current:,} messages): "
-        f"domain classifier AUROC {embeddings.auroc:.3f}, {format_p(embeddings.p_value)}"
+        f"domain classifier AUROC {embeddings.auroc:.3f}, {format_p(embeddings.auroc_p_value)}; MMD² {embeddings.mmd:.2g}, permutation {format_p(embeddings.mmd_p_value)}"
     )
     reused = f", {result.reused:,} scored from the transfer set" if result.reused else ""
     typer.echo(f"Reference {result.n_reference:,} messages{reused}; current {result.n_current:,}.")
