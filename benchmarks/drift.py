@@ -11,6 +11,8 @@ validation split), then ``textdistill drift`` with BANKING77 test as the referen
 - (b) per seed, test with 10 intents removed and 5 others over-represented (each of their
   messages three times), the 15 drawn at random: drift expected, the 5 named as rising and the
   10 as falling, no other label named;
+- (c) per seed, test with a tenth of its messages replaced by GoEmotions test comments (Reddit,
+  out of the banking domain): drift expected, from the embeddings or the coverage;
 - and, for a false-alarm rate, ``--null-splits`` random halves of test against the other half
   (seeds 100, 101, ...; in this process, not the command): how often each measure fires.
 
@@ -47,7 +49,7 @@ def read(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def cases(test: list[dict], runs: Path, seeds: list[int]):
+def cases(test: list[dict], reddit: list[dict], runs: Path, seeds: list[int]):
     """(name, reference file, current file, labels expected to rise, to fall) per case."""
     shuffled = test[:]
     random.Random(0).shuffle(shuffled)
@@ -64,6 +66,13 @@ def cases(test: list[dict], runs: Path, seeds: list[int]):
         rows = [row for row in test if row["label"] not in removed for _ in range(REPEATS if row["label"] in over else 1)]
         random.Random(seed).shuffle(rows)
         yield f"(b) 10 removed, 5 x{REPEATS}, seed {seed}", runs / "test.csv", write(runs / f"shifted-{seed}.csv", rows), over, removed
+    for seed in seeds:
+        rows = test[:]
+        random.Random(seed).shuffle(rows)
+        cut = len(rows) // 10
+        rows = [{"text": row["text"], "label": ""} for row in random.Random(seed).sample(reddit, cut)] + rows[cut:]
+        random.Random(seed).shuffle(rows)
+        yield f"(c) a tenth Reddit comments, seed {seed}", runs / "test.csv", write(runs / f"reddit-{seed}.csv", rows), None, None
 
 
 def main() -> None:
@@ -79,9 +88,10 @@ def main() -> None:
     print(f"baseline trained in {time.perf_counter() - started:.0f} s\n")
     test = read(args.data / "banking77" / "test.csv")
     write(args.runs / "test.csv", test)
-    print("| case | messages (ref / current) | verdict | rose: right / named | fell: right / named | chi-square p | coverage | AUROC (p) | MMD² (p) | seconds |")
+    print("| case | messages (ref / current) | verdict (what fired) | rose: right / named | fell: right / named | chi-square p | coverage | AUROC (p) | MMD² (p) | seconds |")
     print("|---|---|---|---|---|---:|---|---|---|---:|")
-    for name, reference, current, rise, fall in cases(test, args.runs, args.seeds):
+    reddit = read(args.data / "goemotions" / "test.csv")
+    for name, reference, current, rise, fall in cases(test, reddit, args.runs, args.seeds):
         out = args.runs / f"{current.stem}.json"
         started = time.perf_counter()
         subprocess.run([*CLI, "drift", model, "--reference", reference, "--current", current, "--out", out, "--quiet"], check=True, capture_output=True)
@@ -90,9 +100,14 @@ def main() -> None:
         rose = {c["label"] for c in result["label_shift"]["labels"] if c["direction"] == "rose"}
         fell = {c["label"] for c in result["label_shift"]["labels"] if c["direction"] == "fell"}
         coverage, embeddings = result["coverage"], result["embeddings"]
+        what = [name for name, on in (("labels", result["label_shift"]["fired"]), ("coverage", coverage["fired"]), ("classifier", embeddings["classifier_fired"]), ("MMD", embeddings["mmd_fired"])) if on]
+        fired = f" ({', '.join(what)})" if what else ""
+        if rise is None:  # (c): no labels expected either way
+            named = f"- / {len(rose)} | - / {len(fell)}"
+        else:
+            named = f"{len(rose & rise)} of {len(rise)} / {len(rose)} | {len(fell & fall)} of {len(fall)} / {len(fell)}"
         print(
-            f"| {name} | {result['n_reference']:,} / {result['n_current']:,} | {result['verdict']} | "
-            f"{len(rose & rise)} of {len(rise)} / {len(rose)} | {len(fell & fall)} of {len(fall)} / {len(fell)} | "
+            f"| {name} | {result['n_reference']:,} / {result['n_current']:,} | {result['verdict']}{fired} | {named} | "
             f"{result['label_shift']['overall']['p_value']:.2g} | {coverage['reference']:.1%} -> {coverage['current']:.1%} | "
             f"{embeddings['auroc']:.3f} ({embeddings['auroc_p_value']:.2g}) | {embeddings['mmd']:.2g} ({embeddings['mmd_p_value']:.2g}) | {seconds:.0f} |"
         )

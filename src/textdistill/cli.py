@@ -1195,8 +1195,8 @@ def drift(
     test, Holm-corrected; a label rose or fell when it is significant and moved by
     --min-change or --min-relative-change), coverage (the share of confident predictions: at
     the automation thresholds of textdistill automate when the model has them, else a top
-    probability of 0.5), and the messages' embeddings: a domain classifier (cross-validated
-    AUROC, 0.5: indistinguishable; it fires at 0.55) and a maximum mean discrepancy
+    probability of 0.5), and the messages' embeddings: a domain classifier (held-out
+    AUROC, 0.5: indistinguishable; it fires at 0.525) and a maximum mean discrepancy
     permutation test. Prints the verdict, drift or no drift,
     with the reasons; exits 0 either way. Files are read as the model was trained unless
     the options here say otherwise.
