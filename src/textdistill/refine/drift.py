@@ -15,22 +15,23 @@ measures, each with a plain verdict:
 2. **Coverage**: the share of messages with a confident prediction (:func:`confident`), by
    Fisher's exact test; it fires when it moved by at least ``min_change`` too.
 3. **Embeddings** (those of :func:`~textdistill.refine.suggest.message_embedder`: a
-   transformer's pooled features, else TF-IDF + LSA), two tests at half the measure's level each:
-   a domain classifier (logistic regression) learns on half of the embedded messages to tell
+   transformer's pooled features, else TF-IDF + LSA), two tests at half the measure's level each.
+   A domain classifier (logistic regression) learns on half of the embedded messages to tell
    current from reference ones; its AUROC on the other half is 0.5 when it cannot, and the
    p-value is Mann-Whitney's test of those held-out scores (the AUROC is its statistic), exact
-   because one model that never saw them gave them all. (Pooled out-of-fold scores of 5-fold
+   because one model that never saw them gave them all (pooled out-of-fold scores of 5-fold
    cross-validation, tried first, come from five models: 2 false alarms in 23 random halves of
-   BANKING77 test at a nominal 0.8 %.) A text on both sides stays in one half. It fires at AUROC ``MIN_AUROC``
-   (0.525) or more: when a share f of the current messages is of a new kind and the rest is as
-   before, even a perfect classifier reaches only 0.5 + f / 2, so this asks for about 5 % of new
-   messages. Beside it, the squared maximum mean discrepancy (Gretton et al. 2012; RBF kernel on
-   the cosine-normalised embeddings, the median squared distance as its width), tested against
-   ``PERMUTATIONS`` (300) random relabellings of the messages. At most ``max_embedded`` (2,000)
-   messages of each side are embedded, drawn at random, so that both run in seconds. Neither
-   is what names a changed mix of the known kinds of messages (the label shift does), nor
-   messages of another domain on their own (on BANKING77 the coverage did; see
-   benchmarks/RESULTS-drift.md).
+   BANKING77 test at a nominal 0.8 %). A text on both sides stays in one half. It fires at
+   AUROC ``MIN_AUROC`` (0.525) or more: when a share f of the current messages is of a new kind
+   and the rest is as before, even a perfect classifier reaches only 0.5 + f / 2, so this asks
+   for about 5 % of new messages. Beside it, the squared maximum mean discrepancy (Gretton et
+   al. 2012; RBF kernel on the cosine-normalised embeddings, the median squared distance as its
+   width), tested against ``PERMUTATIONS`` (300) random relabellings of the messages. At most
+   ``max_embedded`` (2,000) messages of each side are embedded, drawn at random, so that both
+   run in seconds.
+
+The label shift is what names a changed mix of the known kinds of messages; messages of another
+domain show in the coverage and the domain classifier (benchmarks/RESULTS-drift.md).
 
 The verdict is *drift* when any measure fires. Each is tested at ``alpha / 3`` (Bonferroni), so
 that traffic like the reference is called drift at most ``alpha`` (5 %) of the time.
@@ -57,7 +58,7 @@ MIN_AUROC = 0.525  # a share f of new messages gives at most 0.5 + f / 2: this a
 MAX_EMBEDDED = 2000
 PERMUTATIONS = 300  # the smallest p-value is 1/301, below the embeddings' tests' level of 0.05 / 3 / 2
 CONFIDENT_PROBABILITY = 0.5
-MIN_MESSAGES = 20  # per side: fewer cannot show a shift, and the domain classifier's folds need them
+MIN_MESSAGES = 20  # per side: fewer cannot show a shift, and the domain classifier's halves need them
 
 
 @dataclass
@@ -162,15 +163,14 @@ def measure_drift(
         raise TextdistillError("--min-change and --min-relative-change are shares of messages: 0 or more (0.02: 2 points).")
     if max_embedded < MIN_MESSAGES:
         raise TextdistillError(f"--max-embedded is {max_embedded}: embed at least {MIN_MESSAGES} messages of each side.")
+    _require_enough("current", current)
+    if reference is not None:
+        _require_enough("reference", reference)  # before either side is scored
     model_dir = Path(model_dir)
     model = load_model(model_dir)
     before = reference_from_transfer(model, model_dir, transfer_dir) if transfer_dir is not None else scored(model, reference.texts, reference.source)
+    _require_enough("reference", before)
     after = scored(model, current.texts, current.source)
-    for side, traffic in (("reference", before), ("current", after)):
-        if len(traffic.texts) < MIN_MESSAGES:
-            raise TextdistillError(
-                f"the {side} messages ({traffic.source}) are {len(traffic.texts)}; drift needs at least {MIN_MESSAGES} on each side to show anything."
-            )
     level = alpha / MEASURES
     labels = label_shift(model, before.proba, after.proba, level, min_change, min_relative_change)
     reference_confident, rule = confident(model, model_dir, before.proba)
@@ -191,6 +191,13 @@ def measure_drift(
         "drift" if reasons else "no drift", reasons, before.source, after.source, len(before.texts), len(after.texts), before.reused,
         model.label_space.multi_label, labels, coverage, embeddings, settings,
     )  # fmt: skip
+
+
+def _require_enough(side: str, messages: MessageSet | Traffic) -> None:
+    if len(messages.texts) < MIN_MESSAGES:
+        raise TextdistillError(
+            f"the {side} messages ({messages.source}) are {len(messages.texts)}; drift needs at least {MIN_MESSAGES} on each side to show anything."
+        )
 
 
 def scored(model: TextClassifier, texts: Sequence[str], source: str) -> Traffic:
