@@ -16,6 +16,7 @@ from textdistill.data.messages import DataSpec, MessageSet, describe_cleaning, f
 from textdistill.errors import TextdistillError
 from textdistill.evaluate.cost import CostSettings
 from textdistill.progress import set_quiet
+from textdistill.refine import drift as drift_settings
 from textdistill.stages import DEFAULT_STAGES, STAGES
 
 if TYPE_CHECKING:
@@ -1238,6 +1239,96 @@ def reject(
         for name, row in found.examples["compared"].items():
             typer.echo(f"  {name:12} rejects {row['rejected_share']:6.1%}, AUROC {row['auroc']:.3f}")
     typer.echo(f"Reject option: {model_dir / OUT_OF_SCOPE_FILE}")
+
+
+
+@app.command(
+    epilog=_examples(
+        "textdistill drift models/teacher --reference transfer/ \\\n    --current this-week.csv --out drift.json",
+        "textdistill drift models/static --reference train.csv \\\n    --current inbox.parquet --text-column subject --text-column body",
+    )
+)
+def drift(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory.")],
+    reference: Annotated[
+        Path, typer.Option(help="What the model was made for: a transfer set of this model (its logits are reused) or a messages file (CSV, JSONL or Parquet).")
+    ],
+    current: Annotated[Path, typer.Option(help="The messages to compare with it (CSV, JSONL or Parquet); label columns are ignored.")],
+    out: Annotated[Path | None, typer.Option(help="Where to write every number (JSON).")] = None,
+    alpha: Annotated[float, typer.Option(help="How often traffic like the reference may be called drift; each of the three measures is tested at a third of it.")] = drift_settings.ALPHA,
+    min_change: Annotated[float, typer.Option(help="A label or the coverage must move by at least this share of messages (0.02: 2 points) ...")] = drift_settings.MIN_CHANGE,
+    min_relative_change: Annotated[float, typer.Option(help="... or a label by this share of its reference share (0.5: half).")] = drift_settings.MIN_RELATIVE_CHANGE,
+    max_embedded: Annotated[int, typer.Option(help="Messages of each side embedded for the domain classifier, drawn at random.")] = drift_settings.MAX_EMBEDDED,
+    seed: Annotated[int, typer.Option(help="Seed of that draw and of the classifier's folds.")] = 0,
+    text_column: TextColumns = None,
+    id_column: IdColumn = None,
+    clean_email: Annotated[bool | None, typer.Option(help="Email clean-up (default: as trained).", show_default=False)] = None,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    max_text_chars: MaxTextCharsAsTrained = None,
+    long_text: LongTextAsTrained = None,
+    quiet: Quiet = False,
+) -> None:
+    """Has the traffic changed since training?
+
+    Compares the --current messages with the --reference ones on three measures: the shares of the labels the model predicts (per label, Fisher's exact
+    test, Holm-corrected; a label rose or fell when it is significant and moved by
+    --min-change or --min-relative-change), coverage (the share of confident predictions: at
+    the automation thresholds of textdistill automate when the model has them, else a top
+    probability of 0.5), and the messages' embeddings: a domain classifier (held-out
+    AUROC, 0.5: indistinguishable; it fires at 0.525) and a maximum mean discrepancy
+    permutation test. Prints the verdict, drift or no drift,
+    with the reasons; exits 0 either way. Files are read as the model was trained unless
+    the options here say otherwise.
+    """
+    import json
+
+    from rich import box
+    from rich.table import Table
+
+    from textdistill.refine.drift import format_p, measure_drift
+
+    set_quiet(quiet)
+    spec = _spec_as_trained(
+        model_dir, text_column=tuple(text_column) if text_column else None, clean_email=clean_email, max_text_chars=max_text_chars, long_text=long_text
+    )
+    spec = replace(spec, id_column=id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    listing = out.with_name(f"{out.stem}.{SKIPPED_ROWS_FILE}") if out is not None else None
+    sets = [load_messages(path, spec, annotated=False) for path in (current, *(() if reference.is_dir() else (reference,)))]
+    for messages in sets:
+        _report_skipped(messages, listing)
+    result = measure_drift(
+        model_dir, sets[0], reference=sets[1] if len(sets) > 1 else None, transfer_dir=reference if reference.is_dir() else None,
+        alpha=alpha, min_change=min_change, min_relative_change=min_relative_change, max_embedded=max_embedded, seed=seed,
+    )  # fmt: skip
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        if any(messages.skipped for messages in sets):
+            write_skipped_rows([row for messages in sets for row in messages.skipped], listing)
+    shift = result.label_shift
+    moved = sorted((c for c in shift.labels if c.direction), key=lambda c: -abs(c.change))
+    shown = moved or sorted(shift.labels, key=lambda c: -abs(c.change))[:5]
+    typer.echo(f"Labels that rose or fell ({len(moved)}):" if moved else "No label rose or fell; the largest changes:")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for name in ("label", "reference", "current", "points", "p (Holm)", ""):
+        table.add_column(name, justify="left" if name in ("label", "") else "right", overflow="fold")
+    for c in shown[:20]:
+        table.add_row(c.label, f"{c.reference_share:.1%}", f"{c.current_share:.1%}", f"{100 * c.change:+.1f}", f"{c.p_value:.2g}", c.direction or "")
+    stdout_console().print(table)
+    if len(shown) > 20:
+        typer.echo(f"  ... and {len(shown) - 20} more (all of them: --out)")
+    if shift.overall is not None:
+        typer.echo(f"Label distribution: chi-square {shift.overall['statistic']:.1f} on {shift.overall['dof']} degrees of freedom, {format_p(shift.overall['p_value'])}")
+    coverage, embeddings = result.coverage, result.embeddings
+    typer.echo(f"Coverage: {coverage.reference:.1%} -> {coverage.current:.1%} ({100 * coverage.change:+.1f} points, {format_p(coverage.p_value)}; {coverage.rule})")
+    typer.echo(
+        f"Embeddings ({embeddings.embedding}, {embeddings.n_reference:,} + {embeddings.n_current:,} messages): "
+        f"domain classifier AUROC {embeddings.auroc:.3f}, {format_p(embeddings.auroc_p_value)}; MMD² {embeddings.mmd:.2g}, permutation {format_p(embeddings.mmd_p_value)}"
+    )
+    reused = f", {result.reused:,} scored from the transfer set" if result.reused else ""
+    typer.echo(f"Reference {result.n_reference:,} messages{reused}; current {result.n_current:,}.")
+    typer.echo(f"Verdict: {result.verdict.upper()}" + "".join(f"\n  - {reason}" for reason in result.reasons) + (f"\nResults: {out}" if out else ""))
 
 
 def main() -> None:

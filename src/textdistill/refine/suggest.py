@@ -309,6 +309,21 @@ def _without_near_duplicates(texts, order, values, reasons, k) -> tuple[list[Pic
     return [Pick(window[p], float(values[window[p]]), reasons[window[p]]) for p in taken], skipped
 
 
+def own_transfer_set(model_dir: Path, transfer_dir: str | Path, what_to_do: str):
+    """The transfer set in ``transfer_dir``, refused unless the model in ``model_dir`` labelled it
+    (same directory, same save): another model's logits are not this model's probabilities."""
+    from textdistill.transfer.store import TransferSet
+
+    transfer = TransferSet.load(transfer_dir)
+    teacher = transfer.manifest["teacher"]
+    own = Manifest.read(Path(model_dir) / MANIFEST_FILE)
+    if Path(teacher["dir"]) != Path(model_dir).resolve() or teacher["created"] != own.created:
+        raise TextdistillError(
+            f"the transfer set {transfer_dir} was labelled by {teacher['dir']}, not by {model_dir}: its logits are another model's. {what_to_do}"
+        )
+    return transfer
+
+
 def _pool_probabilities(model: TextClassifier, model_dir: Path, pool: MessageSet, transfer_dir) -> tuple[np.ndarray, int]:
     """The model's probabilities for every pool message: from the transfer set where it holds the
     message (same id and text) and was labelled by this model, from the model for the rest."""
@@ -318,16 +333,8 @@ def _pool_probabilities(model: TextClassifier, model_dir: Path, pool: MessageSet
         from scipy.special import expit, softmax
 
         from textdistill.transfer.score import ORIGINAL
-        from textdistill.transfer.store import TransferSet
 
-        transfer = TransferSet.load(transfer_dir)
-        teacher = transfer.manifest["teacher"]
-        own = Manifest.read(model_dir / MANIFEST_FILE)
-        if Path(teacher["dir"]) != model_dir.resolve() or teacher["created"] != own.created:
-            raise TextdistillError(
-                f"the transfer set {transfer_dir} was labelled by {teacher['dir']}, not by {model_dir}: its logits "
-                "are another model's. Leave out --transfer to score the pool with this model."
-            )
+        transfer = own_transfer_set(model_dir, transfer_dir, "Leave out --transfer to score the pool with this model.")
         logits = {
             (i, t): row
             for i, t, o, row in zip(transfer.ids, transfer.texts, transfer.origins, transfer.logits)
