@@ -148,11 +148,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
     parser.add_argument("--runs", type=Path, default=HERE / "runs" / "out-of-scope")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--stage", choices=["models", "score", "all"], default="all")
+    parser.add_argument("--stage", choices=["models", "all", "summary"], default="all", help="summary: medians over the seeds' saved scores")
     parser.add_argument("--max-in-scope-loss", type=float, default=0.01)
     parser.add_argument("--students", nargs="*", default=["static", "bilstm"], choices=["static", "bilstm"])
     args = parser.parse_args()
     results = []
+    if args.stage == "summary":
+        for seed in args.seeds:
+            results.extend({"seed": seed, **row} for row in json.loads((args.runs / f"seed{seed}" / "scores.json").read_text()))
+        summarise(results, args.runs / "summary.json")
+        return
     for seed in args.seeds:
         runs = args.runs / f"seed{seed}"
         split = splits(args.data, runs, seed)
@@ -169,18 +174,20 @@ def main() -> None:
 
 
 def summarise(results: list[dict], path: Path) -> None:
-    """Medians over seeds per model, space and score, and each model's gain over msp."""
+    """Medians over seeds per model, space and score, and each model's gain over msp (the median of the per-seed gains)."""
     keys = sorted({(r["model"], r["space"], r["score"]) for r in results}, key=lambda k: (k[0], k[1] != "logits", k[2]))
     summary = []
     for model, space, score in keys:
         rows = [r for r in results if (r["model"], r["space"], r["score"]) == (model, space, score)]
         med = {m: statistics.median(r[m] for r in rows) for m in ("auroc", "unknown_rejected", "in_scope_loss_test", "in_scope_loss_validation", "accuracy_test")}
-        msp = statistics.median(r["auroc"] for r in results if (r["model"], r["space"], r["score"]) == (model, "logits", "msp"))
-        summary.append({"model": model, "space": space, "score": score, "seeds": len(rows), **med, "auroc_minus_msp": med["auroc"] - msp})
+        msp = {r["seed"]: r["auroc"] for r in results if (r["model"], r["space"], r["score"]) == (model, "logits", "msp")}
+        gain = statistics.median(r["auroc"] - msp[r["seed"]] for r in rows)
+        summary.append({"model": model, "space": space, "score": score, "seeds": len(rows), **med, "auroc_minus_msp": gain})
     path.write_text(json.dumps(summary, indent=2))
-    print(f"{'model':8} {'space':8} {'score':12} {'AUROC':>6} {'d-msp':>6} {'rejected':>8} {'loss test':>9} {'loss val':>8}")
+    print(f"{'model':8} {'space':8} {'score':12} {'seeds':>5} {'AUROC':>6} {'d-msp':>6} {'rejected':>8} {'loss test':>9} {'loss val':>8} {'accuracy':>8}")
     for row in summary:
-        print(f"{row['model']:8} {row['space']:8} {row['score']:12} {row['auroc']:6.3f} {row['auroc_minus_msp']:+6.3f} {row['unknown_rejected']:8.3f} {row['in_scope_loss_test']:9.4f} {row['in_scope_loss_validation']:8.4f}")
+        print(f"{row['model']:8} {row['space']:8} {row['score']:12} {row['seeds']:5} {row['auroc']:6.3f} {row['auroc_minus_msp']:+6.3f} {row['unknown_rejected']:8.3f} "
+              f"{row['in_scope_loss_test']:9.4f} {row['in_scope_loss_validation']:8.4f} {row['accuracy_test']:8.3f}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from textdistill.errors import ModelError, TextdistillError
 from textdistill.evaluate.evaluation import CostSettings, evaluate_model
 from textdistill.models import TfidfBaseline, load_model
 from textdistill.models.out_of_scope import (
+    DEFAULT_SCORE,
     OUT_OF_SCOPE_FILE,
     STATS_FILE,
     choose_threshold,
@@ -135,7 +136,7 @@ def rejecting(model_dir, tmp_path_factory) -> Path:
 
 def test_unknown_intents_are_rejected_far_more_than_known_ones_within_the_loss(rejecting):
     found = read_out_of_scope(rejecting, load_model(rejecting).manifest)
-    assert found.score == "energy" and found.validation["in_scope_loss"] <= 0.01
+    assert found.score == DEFAULT_SCORE and found.validation["in_scope_loss"] <= 0.01
     model = load_model(rejecting)
     in_scope, _ = found.reject(model.decision_function([t for t, _ in known(300, seed=5)]))
     out, _ = found.reject(model.decision_function(unknown(300, seed=5) + NONSENSE))
@@ -302,5 +303,5 @@ def test_the_report_has_an_out_of_scope_row_per_model_with_a_reject_option(model
     block = json.loads(files[1].read_text())["out_of_scope"]
     markdown, html = report.markdown.read_text(), report.html.read_text()
     section = markdown.split("## Out of scope")[1].split("## Most confused")[0]
-    assert f"| rejecting | energy | {block['threshold']:.3f} |" in section and "| plain |" not in section
+    assert f"| rejecting | {DEFAULT_SCORE} | {block['threshold']:.3f} |" in section and "| plain |" not in section
     assert "<h2>Out of scope</h2>" in html

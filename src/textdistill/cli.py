@@ -1185,7 +1185,7 @@ def reject(
     max_in_scope_loss: Annotated[
         float, typer.Option(help="Share of validation messages the model gets right that the threshold may reject (0.01: one point of accuracy).")
     ] = 0.01,
-    score: Annotated[str, typer.Option(help="msp, energy, maxlogit, mahalanobis, knn, or auto (energy; with --out-of-scope, the best on them).")] = "auto",
+    score: Annotated[str, typer.Option(help="msp, energy, maxlogit, mahalanobis, knn, or auto (msp; with --out-of-scope, the best on them).")] = "auto",
     out_of_scope: Annotated[
         Path | None, typer.Option("--out-of-scope", help="Messages known to match none of the labels (text column only): chooses the score, measures it.")
     ] = None,
@@ -1202,7 +1202,7 @@ def reject(
 ) -> None:
     """A reject option for messages that match none of the labels.
 
-    Each message gets an out-of-scope score from the model's logits (energy by default; see
+    Each message gets an out-of-scope score from the model's logits (msp by default; see
     --score); above a threshold, predict and serve return no label and say why. The threshold
     is the lowest that rejects no more of the --validation messages the model gets right than
     --max-in-scope-loss allows. Works for every single-label model and its ONNX copies (compress carries
