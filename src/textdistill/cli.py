@@ -761,6 +761,8 @@ def evaluate(
     positive_label: Annotated[
         str | None, typer.Option(help="Two-class models: the positive class, whose precision, recall and F1 are reported (default: the rarer class in --data).")
     ] = None,
+    pool: Annotated[Path | None, typer.Option(help="Unannotated messages: adds the model rating (coverage, balance; see textdistill rate) to the JSON.")] = None,
+    train: Annotated[Path | None, typer.Option(help="With --pool: the annotated messages, for the rating's balance and labels with few examples.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Measure a model's quality and cost on annotated messages.
@@ -782,6 +784,8 @@ def evaluate(
         encoding=encoding,
     )  # fmt: skip
     _report_skipped(messages, json_path)
+    rating_data = _rating_data(model_dir, pool, train, text_column=text_column, label_column=label_column, labels_column=labels_column,
+                               label_sep=label_sep, clean_email=clean_email, skip_bad_rows=skip_bad_rows, encoding=encoding)  # fmt: skip
     result = evaluate_model(
         model_dir,
         messages,
@@ -789,6 +793,7 @@ def evaluate(
         skip_bad_rows=skip_bad_rows,
         cost=CostSettings(measure=cost, threads=threads, latency_samples=latency_samples, min_messages=min_messages, repeats=repeats),
         positive_label=positive_label,
+        **rating_data,
     )
     write_evaluation(result, json_path)
     accuracy = "" if result["accuracy"] is None else f"accuracy {result['accuracy']:.4f}, "  # none for multi-label
@@ -814,7 +819,27 @@ def evaluate(
             f"Automation: {automation['n_reached']} of {automation['n_labels']} labels reach {automation['target_precision']:g} on this data "
             f"({automation['n_reached_on_validation']} on validation)"
         )
+    if rating := result.get("rating"):
+        typer.echo(f"Rating: {rating['score']}/100 ({rating['status']}); " + ", ".join(f"{f['name'].lower()} {f['display']} ({f['status']})" for f in rating["factors"]))
     typer.echo(f"Results: {json_path}")
+
+
+def _rating_data(model_dir: Path, pool: Path | None, train: Path | None, *, text_column, skip_bad_rows: bool, encoding: str, **columns) -> dict:
+    """evaluate's ``pool`` and ``annotated`` messages for the rating, read as the model was trained
+    (ids included, so annotated messages leave the pool); none without --pool."""
+    if pool is None:
+        if train is not None:
+            raise TextdistillError("--train is for the model rating, which needs --pool UNANNOTATED as well.")
+        return {}
+    spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, clean_email=columns.get("clean_email"))
+    spec = replace(spec, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = load_messages(pool, spec, annotated=False)
+    _report_skipped(messages)
+    annotated = None
+    if train is not None:
+        annotated = _annotated_as_trained(model_dir, train, text_column=text_column, id_column=spec.id_column, skip_bad_rows=skip_bad_rows, encoding=encoding, **columns)
+        _report_skipped(annotated)
+    return {"pool": messages, "annotated": annotated}
 
 
 @app.command(epilog=_examples("textdistill report runs/first eval/teacher.json --out report/"))
@@ -1203,14 +1228,15 @@ def rate(
     from textdistill.evaluate.evaluation import write_evaluation
 
     set_quiet(quiet)
-    columns = dict(text_column=text_column, label_column=label_column, labels_column=labels_column, label_sep=label_sep, clean_email=clean_email)
-    annotated = _annotated_as_trained(model_dir, train, id_column=id_column, skip_bad_rows=skip_bad_rows, encoding=encoding, **columns).annotated()
-    _report_skipped(annotated)
-    held_out = _annotated_as_trained(model_dir, validation, id_column=id_column, skip_bad_rows=skip_bad_rows, encoding=encoding, **columns) if validation else None
-    if held_out is not None:
-        _report_skipped(held_out)
     spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
     spec = replace(spec, id_column=id_column or spec.id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    columns = dict(text_column=text_column, label_column=label_column, labels_column=labels_column, label_sep=label_sep, clean_email=clean_email)
+    read = dict(id_column=spec.id_column, skip_bad_rows=skip_bad_rows, encoding=encoding, **columns)  # ids as the pool's: annotated ones leave the pool
+    annotated = _annotated_as_trained(model_dir, train, **read)
+    _report_skipped(annotated)
+    held_out = _annotated_as_trained(model_dir, validation, **read) if validation else None
+    if held_out is not None:
+        _report_skipped(held_out)
     messages = load_messages(pool, spec, annotated=False)
     _report_skipped(messages)
     rating = rate_model(model_dir, messages, annotated=annotated, validation=held_out, transfer_dir=transfer, skip_bad_rows=skip_bad_rows, seed=seed)

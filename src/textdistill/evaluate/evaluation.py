@@ -74,6 +74,8 @@ def evaluate_model(
     skip_bad_rows: bool = False,
     cost: CostSettings = CostSettings(),
     positive_label: str | None = None,
+    pool: MessageSet | None = None,
+    annotated: MessageSet | None = None,
 ) -> dict:
     """Quality and cost of the model saved in ``model_dir`` on annotated ``messages``.
 
@@ -81,7 +83,9 @@ def evaluate_model(
     in ``messages``); a label the model lacks, or one given for a model that is not two-class,
     is refused before the model predicts. A model with automation thresholds (``textdistill
     automate``) gets an ``automation`` block: per label, what its threshold gives on ``messages``
-    (:func:`~textdistill.models.automation.measure_on`); None without.
+    (:func:`~textdistill.models.automation.measure_on`); None without. With unannotated ``pool``
+    messages it gets a ``rating`` block (:mod:`textdistill.refine.rating`: coverage on the pool,
+    average precision on ``messages``, balance against the ``annotated`` messages when given).
     """
     model_dir = Path(model_dir)
     model = load_model(model_dir)
@@ -112,6 +116,11 @@ def evaluate_model(
         "skipped": [{"file": s.file, "row": s.row, "column": s.column, "problem": s.problem} for s in messages.skipped],
         "text_cleaning": text_cleaning(messages),
     }
+    if pool is not None:
+        from textdistill.refine.rating import rate_model
+
+        per_label_ap = {row["label"]: row["average_precision"] for row in result["per_label"]}
+        result["rating"] = rate_model(model, model_dir, pool, annotated=annotated, per_label_ap=per_label_ap, ap_source=f"{messages.source} ({len(messages):,} messages)")
     if cost.measure:
         report = measure_cost(
             model,
