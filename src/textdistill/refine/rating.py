@@ -66,7 +66,7 @@ FALLBACK_CONFIDENCE = 0.5  # coverage without automation thresholds
 BALANCE_SAMPLE = 2000  # messages of each set the balance classifier sees at most
 BALANCE_FOLDS = 5
 MIN_BALANCE_MESSAGES = 10  # of each set, for a cross-validated AUROC
-N_CLUSTERS = 10
+N_CLUSTERS = 20
 UNDER_COVERED = 0.5  # annotated share below this times the pool share
 EXAMPLES_PER_CLUSTER = 3
 EXAMPLE_CHARS = 120
@@ -130,19 +130,23 @@ def balance_auroc(pool_vectors: np.ndarray, annotated_vectors: np.ndarray, seed:
 def pool_clusters(
     pool_vectors: np.ndarray, annotated_vectors: np.ndarray, texts: Sequence[str], predicted: Sequence[Sequence[str]], seed: int = 0
 ) -> list[dict[str, Any]]:
-    """K-means clusters of the pool, the annotated messages assigned to the nearest: per cluster
-    its pool and annotated shares, whether it is under-covered, the label the model predicts
-    most there, and the pool messages nearest its centre; most under-covered first."""
+    """K-means clusters of all messages (pool and annotated, so that a region only the pool has
+    gets clusters of its own): per cluster its share of the pool and of the annotated messages,
+    whether it is under-covered, the label the model predicts most for its pool messages, and the
+    pool messages nearest its centre; most under-covered first, clusters without pool messages
+    left out."""
     from sklearn.cluster import KMeans
 
     pool_x, annotated_x = _normalise(pool_vectors), _normalise(annotated_vectors)
-    k = max(2, min(N_CLUSTERS, len(pool_x) // 5))
-    kmeans = KMeans(k, n_init=3, random_state=seed).fit(pool_x)
-    pool_of, annotated_of = kmeans.labels_, kmeans.predict(annotated_x)
+    k = max(2, min(N_CLUSTERS, (len(pool_x) + len(annotated_x)) // 10))
+    kmeans = KMeans(k, n_init=3, random_state=seed).fit(np.vstack([pool_x, annotated_x]))
+    pool_of, annotated_of = kmeans.labels_[: len(pool_x)], kmeans.labels_[len(pool_x) :]
     distance = kmeans.transform(pool_x)
     clusters = []
     for c in range(k):
         members = np.flatnonzero(pool_of == c)
+        if not len(members):
+            continue
         pool_share, annotated_share = len(members) / len(pool_x), float((annotated_of == c).mean())
         labels = Counter(label for i in members for label in predicted[i])
         top, count = labels.most_common(1)[0] if labels else (None, 0)
@@ -153,7 +157,7 @@ def pool_clusters(
                 "annotated_share": annotated_share,
                 "under_covered": annotated_share < UNDER_COVERED * pool_share,
                 "predicted_mostly": top,
-                "predicted_mostly_share": count / len(members) if len(members) else None,
+                "predicted_mostly_share": count / len(members),
                 "examples": [_shorten(texts[i]) for i in nearest],
             }
         )
