@@ -115,7 +115,16 @@ def test_without_automation_thresholds_coverage_is_the_top_confidence_at_half_an
     assert block["by"] == "confidence" and "no automation.json" in block["rule"]
     assert block["n_covered"] == (model.predict_proba(texts).max(1) >= FALLBACK_CONFIDENCE).sum()
     factor = next(f for f in rating["factors"] if f["key"] == "coverage")
-    assert "no automation.json" in factor["detail"]
+    assert "no automation.json" in factor["detail"] and not rating["warnings"]
+
+
+def test_low_coverage_is_warned_about(intents_model):
+    model = load_model(intents_model)
+    off_topic = ["weather forecast for tomorrow", "my cat likes fish", "the meeting moved to friday", "football scores tonight"] * 5
+    rating = rate_model(model, intents_model, unannotated([t for t, _ in synthetic(10, seed=6)] + off_topic))
+    share = rating["coverage"]["share"]
+    assert share < 0.7 and rating["warnings"] == [f"coverage is low (under 70%): {rating['factors'][2]['detail']}"]
+    assert rating["factors"][2]["status"] == POOR and "suggest --strategy uncertainty" in rating["factors"][2]["advice"]
 
 
 # -- balance -------------------------------------------------------------------------------------

@@ -1210,7 +1210,7 @@ def rate(
     encoding: Encoding = "utf-8",
     quiet: Quiet = False,
 ) -> None:
-    """Rate a model: average precision, coverage and balance, with what to do.
+    """Rate a model by average precision, coverage and balance.
 
     Coverage: the share of --pool messages that get a label at or above its automation
     threshold (textdistill automate; without thresholds, a predicted label at confidence 0.5 or
@@ -1224,8 +1224,8 @@ def rate(
     from rich import box
     from rich.table import Table
 
-    from textdistill.refine.rating import POOR, rate as rate_model
     from textdistill.evaluate.evaluation import write_evaluation
+    from textdistill.refine.rating import POOR, rate as rate_model
 
     set_quiet(quiet)
     spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)

@@ -358,7 +358,7 @@ def rate_model(
         few_examples_factor(counts),
     ]
     score, status = combine(factors)
-    warnings = [f"coverage is low: {f['detail']}" for f in factors if f["key"] == "coverage" and f["status"] == POOR]
+    warnings = [f"coverage is low (under {COVERAGE_OK:.0%}): {f['detail']}" for f in factors if f["key"] == "coverage" and f["status"] == POOR]
     return {
         "score": score,
         "status": status,
