@@ -33,9 +33,9 @@ Balance: a logistic regression on message embeddings (the teacher's pooled encod
 else TF-IDF + LSA: :func:`~textdistill.refine.suggest.message_embedder`) tells annotated from
 unannotated messages; its cross-validated AUROC is 0.5 when the annotated messages look like
 the pool, near 1 when they come from part of it. Each set is subsampled to at most 2,000 messages
-and the classes weighted, so set sizes do not decide. K-means clusters of the pool then show
-where: a cluster is under-covered when its share of the annotated messages is below half its
-share of the pool; ``textdistill suggest --strategy rebalance`` picks messages from such regions.
+and the classes weighted, so set sizes do not decide. K-means clusters of both sets (as many as
+the model has labels, at least 20) then show where: a cluster is under-covered when its share of
+the annotated messages is below half its share of the pool; ``textdistill suggest --strategy rebalance`` picks messages from such regions.
 """
 
 from __future__ import annotations
@@ -128,17 +128,18 @@ def balance_auroc(pool_vectors: np.ndarray, annotated_vectors: np.ndarray, seed:
 
 
 def pool_clusters(
-    pool_vectors: np.ndarray, annotated_vectors: np.ndarray, texts: Sequence[str], predicted: Sequence[Sequence[str]], seed: int = 0
+    pool_vectors: np.ndarray, annotated_vectors: np.ndarray, texts: Sequence[str], predicted: Sequence[Sequence[str]], seed: int = 0, n_labels: int = 0
 ) -> list[dict[str, Any]]:
     """K-means clusters of all messages (pool and annotated, so that a region only the pool has
-    gets clusters of its own): per cluster its share of the pool and of the annotated messages,
+    gets clusters of its own; ``max(N_CLUSTERS, n_labels)`` of them, at most a tenth of the
+    messages): per cluster its share of the pool and of the annotated messages,
     whether it is under-covered, the label the model predicts most for its pool messages, and the
     pool messages nearest its centre; most under-covered first, clusters without pool messages
     left out."""
     from sklearn.cluster import KMeans
 
     pool_x, annotated_x = _normalise(pool_vectors), _normalise(annotated_vectors)
-    k = max(2, min(N_CLUSTERS, (len(pool_x) + len(annotated_x)) // 10))
+    k = max(2, min(max(N_CLUSTERS, n_labels), (len(pool_x) + len(annotated_x)) // 10))
     kmeans = KMeans(k, n_init=3, random_state=seed).fit(np.vstack([pool_x, annotated_x]))
     pool_of, annotated_of = kmeans.labels_[: len(pool_x)], kmeans.labels_[len(pool_x) :]
     distance = kmeans.transform(pool_x)
@@ -191,7 +192,7 @@ def balance(model: TextClassifier, pool_texts: Sequence[str], pool_predicted: Se
     embedder, embedding = message_embedder(model, sample, [annotated_texts[i] for i in annotated_rows])
     pool_vectors, annotated_vectors = embedder.pool(range(len(sample))), embedder.annotated()
     auroc, spread = balance_auroc(pool_vectors, annotated_vectors, seed)
-    clusters = pool_clusters(pool_vectors, annotated_vectors, sample, [_most_specific(space, pool_predicted[i]) for i in pool_rows], seed)
+    clusters = pool_clusters(pool_vectors, annotated_vectors, sample, [_most_specific(space, pool_predicted[i]) for i in pool_rows], seed, len(space.labels))
     return {
         "measured": True,
         "auroc": auroc,
