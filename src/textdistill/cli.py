@@ -766,6 +766,8 @@ def evaluate(
     positive_label: Annotated[
         str | None, typer.Option(help="Two-class models: the positive class, whose precision, recall and F1 are reported (default: the rarer class in --data).")
     ] = None,
+    pool: Annotated[Path | None, typer.Option(help="Unannotated messages: adds the model rating (coverage, balance; see textdistill rate) to the JSON.")] = None,
+    train: Annotated[Path | None, typer.Option(help="With --pool: the annotated messages, for the rating's balance and labels with few examples.")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Measure a model's quality and cost on annotated messages.
@@ -787,6 +789,8 @@ def evaluate(
         encoding=encoding,
     )  # fmt: skip
     _report_skipped(messages, json_path)
+    rating_data = _rating_data(model_dir, pool, train, text_column=text_column, label_column=label_column, labels_column=labels_column,
+                               label_sep=label_sep, clean_email=clean_email, skip_bad_rows=skip_bad_rows, encoding=encoding)  # fmt: skip
     result = evaluate_model(
         model_dir,
         messages,
@@ -794,6 +798,7 @@ def evaluate(
         skip_bad_rows=skip_bad_rows,
         cost=CostSettings(measure=cost, threads=threads, latency_samples=latency_samples, min_messages=min_messages, repeats=repeats),
         positive_label=positive_label,
+        **rating_data,
     )
     write_evaluation(result, json_path)
     accuracy = "" if result["accuracy"] is None else f"accuracy {result['accuracy']:.4f}, "  # none for multi-label
@@ -824,7 +829,27 @@ def evaluate(
             f"Out of scope: {rejection['rejected_share']:.1%} of these in-scope messages rejected ({rejection['score']}), "
             f"accuracy {rejection['accuracy']:.3f} -> {rejection['accuracy_with_rejection']:.3f}"
         )
+    if rating := result.get("rating"):
+        typer.echo(f"Rating: {rating['score']}/100 ({rating['status']}); " + ", ".join(f"{f['name'].lower()} {f['display']} ({f['status']})" for f in rating["factors"]))
     typer.echo(f"Results: {json_path}")
+
+
+def _rating_data(model_dir: Path, pool: Path | None, train: Path | None, *, text_column, skip_bad_rows: bool, encoding: str, **columns) -> dict:
+    """evaluate's ``pool`` and ``annotated`` messages for the rating, read as the model was trained
+    (ids included, so annotated messages leave the pool); none without --pool."""
+    if pool is None:
+        if train is not None:
+            raise TextdistillError("--train is for the model rating, which needs --pool UNANNOTATED as well.")
+        return {}
+    spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, clean_email=columns.get("clean_email"))
+    spec = replace(spec, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    messages = load_messages(pool, spec, annotated=False)
+    _report_skipped(messages)
+    annotated = None
+    if train is not None:
+        annotated = _annotated_as_trained(model_dir, train, text_column=text_column, id_column=spec.id_column, skip_bad_rows=skip_bad_rows, encoding=encoding, **columns)
+        _report_skipped(annotated)
+    return {"pool": messages, "annotated": annotated}
 
 
 @app.command(epilog=_examples("textdistill report runs/first eval/teacher.json --out report/"))
@@ -1241,7 +1266,6 @@ def reject(
     typer.echo(f"Reject option: {model_dir / OUT_OF_SCOPE_FILE}")
 
 
-
 @app.command(
     epilog=_examples(
         "textdistill drift models/teacher --reference transfer/ \\\n    --current this-week.csv --out drift.json",
@@ -1329,6 +1353,90 @@ def drift(
     reused = f", {result.reused:,} scored from the transfer set" if result.reused else ""
     typer.echo(f"Reference {result.n_reference:,} messages{reused}; current {result.n_current:,}.")
     typer.echo(f"Verdict: {result.verdict.upper()}" + "".join(f"\n  - {reason}" for reason in result.reasons) + (f"\nResults: {out}" if out else ""))
+
+
+@app.command(
+    epilog=_examples(
+        "textdistill rate models/teacher --train train.csv --pool unannotated.csv \\\n    --validation validation.csv --json rating.json",
+        "textdistill rate models/teacher --train train.csv --pool unannotated.csv \\\n    --transfer transfer/  # reuse the transfer set's logits for the pool",
+    )
+)
+def rate(
+    model_dir: Annotated[Path, typer.Argument(help="A saved model directory (the teacher, or any model).")],
+    train: Annotated[Path, typer.Option(help="The annotated messages (for balance and labels with few examples).")],
+    pool: Annotated[Path, typer.Option(help="Unannotated messages, as the model will see them (CSV, JSONL or Parquet); label columns are ignored.")],
+    validation: Annotated[Path | None, typer.Option(help="Annotated messages the model was not trained on, for average precision (default: the APs saved by textdistill automate).")] = None,
+    transfer: Annotated[Path | None, typer.Option(help="A transfer set of this model: its logits are reused for the pool messages it holds.")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Also write the rating, its factors and clusters here (JSON).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the subsamples, folds and clustering.")] = 0,
+    text_column: TextColumns = None,
+    id_column: Annotated[str | None, typer.Option(help="Column with unique message ids (default: as trained).", show_default=False)] = None,
+    label_column: Annotated[str | None, typer.Option(help="Single-label column (default: as trained).")] = None,
+    labels_column: Annotated[str | None, typer.Option(help="Multi-label column (default: as trained).")] = None,
+    label_sep: Annotated[str | None, typer.Option(help="Separator between labels (default: as trained).")] = None,
+    clean_email: CleanEmailAsTrained = None,
+    skip_bad_rows: SkipBadRows = False,
+    encoding: Encoding = "utf-8",
+    quiet: Quiet = False,
+) -> None:
+    """Rate a model by average precision, coverage and balance.
+
+    Coverage: the share of --pool messages that get a label at or above its automation
+    threshold (textdistill automate; without thresholds, a predicted label at confidence 0.5 or
+    more). Balance: how well a classifier tells --train from --pool messages on the model's
+    message embeddings (cross-validated AUROC, 0.5: representative), and the pool's clusters
+    the annotated messages under-cover (textdistill suggest --strategy rebalance targets them).
+    One score 0-100 combines them with the mean and worst labels' average precision and the
+    labels with fewer than 5 annotated messages. Pool messages whose id is in --train are left
+    out.
+    """
+    from rich import box
+    from rich.table import Table
+
+    from textdistill.evaluate.evaluation import write_evaluation
+    from textdistill.refine.rating import POOR, rate as rate_model
+
+    set_quiet(quiet)
+    spec = _spec_as_trained(model_dir, text_column=tuple(text_column) if text_column else None, clean_email=clean_email)
+    spec = replace(spec, id_column=id_column or spec.id_column, annotated_column=None, skip_bad_rows=skip_bad_rows, encoding=encoding)
+    columns = dict(text_column=text_column, label_column=label_column, labels_column=labels_column, label_sep=label_sep, clean_email=clean_email)
+    read = dict(id_column=spec.id_column, skip_bad_rows=skip_bad_rows, encoding=encoding, **columns)  # ids as the pool's: annotated ones leave the pool
+    annotated = _annotated_as_trained(model_dir, train, **read)
+    _report_skipped(annotated)
+    held_out = _annotated_as_trained(model_dir, validation, **read) if validation else None
+    if held_out is not None:
+        _report_skipped(held_out)
+    messages = load_messages(pool, spec, annotated=False)
+    _report_skipped(messages)
+    rating = rate_model(model_dir, messages, annotated=annotated, validation=held_out, transfer_dir=transfer, skip_bad_rows=skip_bad_rows, seed=seed)
+    out = stdout_console()
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
+    for name in ("factor", "value", "score", "status"):
+        table.add_column(name, justify="right" if name in ("value", "score") else "left")
+    for factor in rating["factors"]:
+        score = "-" if factor["score"] is None else f"{factor['score']:.0f}"
+        table.add_row(factor["name"], factor["display"], score, Text(factor["status"], style="red" if factor["status"] == POOR else ""))
+    out.print(Text(f"Rating: {rating['score'] if rating['score'] is not None else '-'}/100 ({rating['status']})", style="bold"))
+    out.print(table)
+    for factor in rating["factors"]:
+        typer.echo(f"  {factor['name']}: {factor['detail']}")
+    for warning in rating["warnings"]:
+        console.print(f"Warning: {warning}", style="yellow", highlight=False)
+    under = [c for c in (rating["balance"] or {}).get("clusters", []) if c["under_covered"]]
+    if under:
+        typer.echo("Pool clusters the annotated messages under-cover (pool share, annotated share, mostly predicted as, examples):")
+        for cluster in under[:5]:
+            typer.echo(f"  {cluster['pool_share']:.1%} of the pool, {cluster['annotated_share']:.1%} of the annotated, mostly {cluster['predicted_mostly']}:")
+            for example in cluster["examples"]:
+                typer.echo(f"    - {example}")
+    advice = [f"{f['name']}: {f['advice']}" for f in rating["factors"] if f["advice"]]
+    if advice:
+        typer.echo("What to do:")
+        for line in advice:
+            typer.echo(f"  {line}")
+    if json_path is not None:
+        write_evaluation(rating, json_path)
+        typer.echo(f"Results: {json_path}")
 
 
 def main() -> None:

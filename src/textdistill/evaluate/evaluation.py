@@ -85,6 +85,8 @@ def evaluate_model(
     skip_bad_rows: bool = False,
     cost: CostSettings = CostSettings(),
     positive_label: str | None = None,
+    pool: MessageSet | None = None,
+    annotated: MessageSet | None = None,
 ) -> dict:
     """Quality and cost of the model saved in ``model_dir`` on annotated ``messages``.
 
@@ -95,7 +97,9 @@ def evaluate_model(
     (:func:`~textdistill.models.automation.measure_on`); None without. A model with a reject
     option (``textdistill reject``) gets an ``out_of_scope`` block: what its threshold rejects of
     ``messages`` (all in scope) and the accuracy that costs. Quality metrics are the model's
-    own, without either.
+    own, without either. With unannotated ``pool``
+    messages it gets a ``rating`` block (:mod:`textdistill.refine.rating`: coverage on the pool,
+    average precision on ``messages``, balance against the ``annotated`` messages when given).
     """
     model_dir = Path(model_dir)
     model = load_model(model_dir)
@@ -132,6 +136,11 @@ def evaluate_model(
         "skipped": [{"file": s.file, "row": s.row, "column": s.column, "problem": s.problem} for s in messages.skipped],
         "text_cleaning": text_cleaning(messages),
     }
+    if pool is not None:
+        from textdistill.refine.rating import rate_model
+
+        per_label_ap = {row["label"]: row["average_precision"] for row in result["per_label"]}
+        result["rating"] = rate_model(model, model_dir, pool, annotated=annotated, per_label_ap=per_label_ap, ap_source=f"{messages.source} ({len(messages):,} messages)")
     if cost.measure:
         report = measure_cost(
             model,

@@ -327,28 +327,34 @@ def own_transfer_set(model_dir: Path, transfer_dir: str | Path, what_to_do: str)
 def _pool_probabilities(model: TextClassifier, model_dir: Path, pool: MessageSet, transfer_dir) -> tuple[np.ndarray, int]:
     """The model's probabilities for every pool message: from the transfer set where it holds the
     message (same id and text) and was labelled by this model, from the model for the rest."""
-    proba = np.zeros((len(pool.texts), len(model.label_space)))
+    from scipy.special import expit, softmax
+
+    logits, reused = pool_logits(model, model_dir, pool, transfer_dir)
+    return (expit(logits) if model.label_space.multi_label else softmax(logits, axis=1)), reused
+
+
+def pool_logits(model: TextClassifier, model_dir: Path, pool: MessageSet, transfer_dir) -> tuple[np.ndarray, int]:
+    """The model's logits for every pool message, reused from a transfer set as
+    :func:`_pool_probabilities` reuses them; and how many were reused."""
+    logits = np.zeros((len(pool.texts), len(model.label_space)))
     missing = list(range(len(pool.texts)))
     if transfer_dir is not None:
-        from scipy.special import expit, softmax
-
         from textdistill.transfer.score import ORIGINAL
 
         transfer = own_transfer_set(model_dir, transfer_dir, "Leave out --transfer to score the pool with this model.")
-        logits = {
+        stored = {
             (i, t): row
             for i, t, o, row in zip(transfer.ids, transfer.texts, transfer.origins, transfer.logits)
             if o == ORIGINAL
         }
-        found = [(i, logits.get((pool.ids[i], pool.texts[i]))) for i in missing]
+        found = [(i, stored.get((pool.ids[i], pool.texts[i]))) for i in missing]
         rows = [i for i, row in found if row is not None]
         if rows:
-            stacked = np.stack([row for _, row in found if row is not None])
-            proba[rows] = expit(stacked) if transfer.multi_label else softmax(stacked, axis=1)
+            logits[rows] = np.stack([row for _, row in found if row is not None])
         missing = [i for i, row in found if row is None]
     if missing:
-        proba[missing] = model.predict_proba([pool.texts[i] for i in missing])
-    return proba, len(pool.texts) - len(missing)
+        logits[missing] = model.decision_function([pool.texts[i] for i in missing])
+    return logits, len(pool.texts) - len(missing)
 
 
 QUEUE_FLAG = "annotated"

@@ -85,6 +85,13 @@ def render_html(analysis: Analysis, *, title: str, svg: str) -> str:
     out.append(f'<section class="summary" id="summary-box" aria-label="Summary"><dl>{box}</dl></section>')
     out += [_warning(w) for w in analysis.weak_teacher_warnings()]
 
+    if rated := [ev for ev in evaluations if ev.get("rating")]:
+        out += ['<section id="rating"><h2>Model rating</h2>', _muted(tables.RATING_NOTE)]
+        for ev in rated:
+            out += [f"<h3>{escape(tables.rating_heading(ev))}</h3>", render_table(tables.rating_table(ev))]
+            out += [_warning(w) for w in ev["rating"].get("warnings") or []]
+        out.append("</section>")
+
     out += ['<section><h2>Models side by side</h2>', render_table(tables.summary_table(analysis), "summary")]
     out.append(_muted(tables.BEST_NOTE.format(resamples=RESAMPLES)))
     if any(ev["role"] == "compressed" for ev in evaluations):

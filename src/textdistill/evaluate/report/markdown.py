@@ -42,6 +42,12 @@ def render_markdown(analysis: Analysis, *, title: str, plot_file: str) -> str:
     out.append("")
     out += [f"> **Warning:** {escape(w)}\n" for w in analysis.weak_teacher_warnings()]
 
+    if rated := [ev for ev in evaluations if ev.get("rating")]:
+        out += ["## Model rating", "", escape(tables.RATING_NOTE), ""]
+        for ev in rated:
+            out += [f"### {escape(tables.rating_heading(ev))}", "", render_table(tables.rating_table(ev)), ""]
+            out += [f"> **Warning:** {escape(w)}\n" for w in ev["rating"].get("warnings") or []]
+
     out += ["## Models side by side", "", render_table(tables.summary_table(analysis)), ""]
     out += [escape(tables.BEST_NOTE.format(resamples=RESAMPLES)), ""]
     if any(ev["role"] == "compressed" for ev in evaluations):

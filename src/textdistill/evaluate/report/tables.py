@@ -292,6 +292,33 @@ def automation_heading(evaluation: dict) -> str:
     )
 
 
+RATING_NOTE = (
+    "Model rating (textdistill evaluate --pool, or textdistill rate): the mean of the factor scores (0-100); good from 80 when "
+    "no factor is poor, ok from 60. Mean AP and worst labels (the worst 10 %) on the test data, coverage (pool messages with a "
+    "label at or above its automation threshold), balance (AUROC of telling annotated from pool messages; 0.5: representative), "
+    "labels with fewer than 5 annotated messages."
+)
+
+
+def rating_heading(evaluation: dict) -> str:
+    """The model's name and its rating."""
+    rating = evaluation["rating"]
+    score = DASH if rating.get("score") is None else f"{rating['score']}/100"
+    return f"{evaluation['name']}: {score} ({rating.get('status')})"
+
+
+def rating_table(evaluation: dict) -> Table | None:
+    """The rating's factors: value, status, what was measured and what to do; None without a rating."""
+    factors = (evaluation.get("rating") or {}).get("factors") or []
+    if not factors:
+        return None
+    rows = tuple(
+        (str(f.get("name", "")), str(f.get("display", DASH)), str(f.get("status", "")), str(f.get("detail") or DASH), str(f.get("advice") or DASH))
+        for f in factors
+    )
+    return Table(("factor", "value", "status", "measured", "what to do"), rows, (False, True, False, False, False))
+
+
 def automation_table(evaluation: dict, limit: int | None = None) -> Table | None:
     """Per-label automation thresholds and their test precision, recall, support and AP, labels
     missing their target first (then lowest precision first); None without thresholds."""
