@@ -17,7 +17,7 @@ from textdistill.console import stderr_console
 from textdistill.pipeline import STAGE_ORDER
 from textdistill.transfer import TransferSet
 
-COMMANDS = ["demo", "run", "baseline", "teach", "label", "augment", "distill", "early-exit", "compress", "evaluate", "report", "sample", "predict", "suggest", "check", "automate", "rate"]
+COMMANDS = ["demo", "run", "baseline", "teach", "label", "augment", "distill", "early-exit", "compress", "evaluate", "report", "sample", "predict", "suggest", "check", "automate", "rate", "reject", "drift", "serve"]
 runner = CliRunner()
 
 
