@@ -34,7 +34,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from textdistill.data.labels import LabelSpace, ancestors
 from textdistill.errors import ModelError, TextdistillError
-from textdistill.models.manifest import Manifest
+from textdistill.models.manifest import Manifest, read_beside_model
 
 AUTOMATION_FILE = "automation.json"
 FORMAT_VERSION = 1
@@ -299,18 +299,14 @@ def read_automation(directory: str | Path, manifest: Manifest) -> Automation | N
     when it has none. A :class:`ModelError` naming the file when it is damaged or was chosen for
     another model."""
     path = Path(directory) / AUTOMATION_FILE
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-        if data.get("format_version", 0) > FORMAT_VERSION:
-            raise ModelError(f"was written by a newer textdistill (format {data['format_version']}; this one reads up to {FORMAT_VERSION}).", file=path, hint="upgrade textdistill.")
+
+    def build(data: dict[str, Any]) -> Automation:
         labels = [LabelAutomation(**entry) for entry in data.pop("labels")]
-        automation = Automation(labels=labels, **data)
-    except ModelError:
-        raise
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
-        raise ModelError(f"is not an automation file this textdistill reads ({type(exc).__name__}: {exc}).", file=path, hint=_REDO_HINT) from None
+        return Automation(labels=labels, **data)
+
+    automation = read_beside_model(path, "an automation file", FORMAT_VERSION, build, _REDO_HINT)
+    if automation is None:
+        return None
     if automation.model != model_identity(manifest):
         raise ModelError("holds thresholds chosen for another model (the model in this directory was saved again since).", file=path, hint=_REDO_HINT)
     if any(entry.reached and not isinstance(entry.threshold, int | float) for entry in automation.labels):

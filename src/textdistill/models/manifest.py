@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -145,6 +145,23 @@ class Manifest:
 
 
 _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a whole number", float: "a number", bool: "true or false", type(None): "null"}
+
+
+def read_beside_model(path: Path, what: str, format_version: int, build: Callable[[dict[str, Any]], Any], hint: str) -> Any:
+    """A JSON file saved beside a model's manifest (``automation.json``, ``out_of_scope.json``),
+    made into an object by ``build``; None when there is none. A :class:`ModelError` naming the
+    file when it is newer than ``format_version``, damaged, or ``build`` cannot read it."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+        if data.get("format_version", 0) > format_version:
+            raise ModelError(f"was written by a newer textdistill (format {data['format_version']}; this one reads up to {format_version}).", file=path, hint="upgrade textdistill.")
+        return build(data)
+    except ModelError:
+        raise
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
+        raise ModelError(f"is not {what} this textdistill reads ({type(exc).__name__}: {exc}).", file=path, hint=hint) from None
 
 
 def file_sha256(path: Path) -> str:

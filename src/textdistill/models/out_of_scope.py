@@ -44,7 +44,7 @@ from sklearn.metrics import roc_auc_score
 
 from textdistill.errors import ModelError, TextdistillError
 from textdistill.models.automation import model_identity
-from textdistill.models.manifest import Manifest
+from textdistill.models.manifest import Manifest, read_beside_model
 
 OUT_OF_SCOPE_FILE = "out_of_scope.json"
 STATS_FILE = "out_of_scope.safetensors"
@@ -234,20 +234,12 @@ def read_out_of_scope(directory: str | Path, manifest: Manifest) -> OutOfScope |
     """The reject option saved beside the model in ``directory``; None when it has none. A
     :class:`ModelError` naming the file when it is damaged or was fitted for another model."""
     directory = Path(directory)
-    path = directory / OUT_OF_SCOPE_FILE
-    if not path.is_file():
+    found = read_beside_model(directory / OUT_OF_SCOPE_FILE, "an out-of-scope file", FORMAT_VERSION, lambda data: OutOfScope(**data), _REDO_HINT)
+    if found is None:
         return None
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-        if data.get("format_version", 0) > FORMAT_VERSION:
-            raise ModelError(f"was written by a newer textdistill (format {data['format_version']}; this one reads up to {FORMAT_VERSION}).", file=path, hint="upgrade textdistill.")
-        found = OutOfScope(**data)
-        if found.score not in SCORES or not isinstance(found.threshold, int | float):
-            raise ModelError(f"names the score {found.score!r} with threshold {found.threshold!r}, which this textdistill does not read.", file=path, hint=_REDO_HINT)
-    except ModelError:
-        raise
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, KeyError, TypeError) as exc:
-        raise ModelError(f"is not an out-of-scope file this textdistill reads ({type(exc).__name__}: {exc}).", file=path, hint=_REDO_HINT) from None
+    path = directory / OUT_OF_SCOPE_FILE
+    if found.score not in SCORES or not isinstance(found.threshold, int | float):
+        raise ModelError(f"names the score {found.score!r} with threshold {found.threshold!r}, which this textdistill does not read.", file=path, hint=_REDO_HINT)
     if found.model != model_identity(manifest):
         raise ModelError("holds a reject option fitted for another model (the model in this directory was saved again since).", file=path, hint=_REDO_HINT)
     if found.score in FITTED:
