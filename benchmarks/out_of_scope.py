@@ -137,7 +137,9 @@ def score_model(name: str, model_dir: Path, split: dict, runs: Path, max_loss: f
             threshold = choose_threshold(s["validation"], correct["validation"], max_loss)
             test = measure(s["test"], correct["test"], threshold)
             found = separation(s["test"], s["test_unknown"], threshold)
-            rows.append({"model": name, "space": space, "score": score, "auroc": found["auroc"], "unknown_rejected": found["rejected_share"],
+            # the threshold a test-set oracle would choose: the scores compared at exactly the same in-scope loss
+            oracle = separation(s["test"], s["test_unknown"], choose_threshold(s["test"], correct["test"], max_loss))
+            rows.append({"model": name, "space": space, "score": score, "auroc": found["auroc"], "unknown_rejected": found["rejected_share"], "unknown_rejected_oracle": oracle["rejected_share"],
                          "in_scope_loss_test": test["in_scope_loss"], "in_scope_loss_validation": measure(s["validation"], correct["validation"], threshold)["in_scope_loss"],
                          "accuracy_test": test["accuracy"], "accuracy_with_rejection": test["accuracy_with_rejection"]})
     return rows
@@ -179,14 +181,14 @@ def summarise(results: list[dict], path: Path) -> None:
     summary = []
     for model, space, score in keys:
         rows = [r for r in results if (r["model"], r["space"], r["score"]) == (model, space, score)]
-        med = {m: statistics.median(r[m] for r in rows) for m in ("auroc", "unknown_rejected", "in_scope_loss_test", "in_scope_loss_validation", "accuracy_test")}
+        med = {m: statistics.median(r[m] for r in rows) for m in ("auroc", "unknown_rejected", "unknown_rejected_oracle", "in_scope_loss_test", "in_scope_loss_validation", "accuracy_test")}
         msp = {r["seed"]: r["auroc"] for r in results if (r["model"], r["space"], r["score"]) == (model, "logits", "msp")}
         gain = statistics.median(r["auroc"] - msp[r["seed"]] for r in rows)
         summary.append({"model": model, "space": space, "score": score, "seeds": len(rows), **med, "auroc_minus_msp": gain})
     path.write_text(json.dumps(summary, indent=2))
-    print(f"{'model':8} {'space':8} {'score':12} {'seeds':>5} {'AUROC':>6} {'d-msp':>6} {'rejected':>8} {'loss test':>9} {'loss val':>8} {'accuracy':>8}")
+    print(f"{'model':8} {'space':8} {'score':12} {'seeds':>5} {'AUROC':>6} {'d-msp':>6} {'rejected':>8} {'oracle':>6} {'loss test':>9} {'loss val':>8} {'accuracy':>8}")
     for row in summary:
-        print(f"{row['model']:8} {row['space']:8} {row['score']:12} {row['seeds']:5} {row['auroc']:6.3f} {row['auroc_minus_msp']:+6.3f} {row['unknown_rejected']:8.3f} "
+        print(f"{row['model']:8} {row['space']:8} {row['score']:12} {row['seeds']:5} {row['auroc']:6.3f} {row['auroc_minus_msp']:+6.3f} {row['unknown_rejected']:8.3f} {row['unknown_rejected_oracle']:6.3f} "
               f"{row['in_scope_loss_test']:9.4f} {row['in_scope_loss_validation']:8.4f} {row['accuracy_test']:8.3f}")
 
 
