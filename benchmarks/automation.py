@@ -12,7 +12,6 @@ Texts are read from ../shared/data and written only under benchmarks/runs/.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import subprocess
@@ -20,35 +19,22 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CLI = [sys.executable, "-m", "textdistill"]
-
-
-def write(path: Path, rows: list[dict], columns: list[str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def read(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+sys.path.insert(0, str(HERE))
+from common import CLI, read_rows, write_rows  # noqa: E402
 
 
 def splits(data: Path, runs: Path) -> dict[str, tuple[Path, Path, Path]]:
-    rows = read(data / "banking77" / "train.csv")
+    rows = read_rows(data / "banking77" / "train.csv")
     random.Random(0).shuffle(rows)
     cut = len(rows) // 10
     banking77 = (
-        write(runs / "banking77" / "train.csv", rows[cut:], ["text", "label"]),
-        write(runs / "banking77" / "validation.csv", rows[:cut], ["text", "label"]),
+        write_rows(runs / "banking77" / "train.csv", rows[cut:], ["text", "label"]),
+        write_rows(runs / "banking77" / "validation.csv", rows[:cut], ["text", "label"]),
         data / "banking77" / "test.csv",
     )
-    rows = read(data / "nlupp" / "banking.csv")
+    rows = read_rows(data / "nlupp" / "banking.csv")
     part = {name: [r for r in rows if int(r["fold"]) in folds] for name, folds in (("train", range(14)), ("validation", (14, 15)), ("test", range(16, 20)))}
-    nlupp = tuple(write(runs / "nlupp" / f"{name}.csv", part[name], ["text", "labels"]) for name in ("train", "validation", "test"))
+    nlupp = tuple(write_rows(runs / "nlupp" / f"{name}.csv", part[name], ["text", "labels"]) for name in ("train", "validation", "test"))
     return {"banking77": banking77, "nlupp": nlupp}
 
 

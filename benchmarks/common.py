@@ -24,6 +24,22 @@ def run(command: list[str]) -> None:
     subprocess.run(command, check=True)
 
 
+def read_rows(path: Path) -> list[dict]:
+    """A CSV file's rows as dicts."""
+    with path.open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def write_rows(path: Path, rows: list[dict], columns: list[str] | tuple[str, ...] = ("text", "label")) -> Path:
+    """``rows`` as a CSV of ``columns`` (other keys left out), directories made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def finished(transfer: Path) -> bool:
     manifest = transfer / "manifest.json"
     return manifest.exists() and json.loads(manifest.read_text())["finished"]

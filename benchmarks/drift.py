@@ -22,7 +22,6 @@ Texts are read from ../shared/data and written only under benchmarks/runs/drift/
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import subprocess
@@ -31,48 +30,35 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-CLI = [sys.executable, "-m", "textdistill"]
+sys.path.insert(0, str(HERE))
+from common import CLI, read_rows, write_rows  # noqa: E402
 REMOVED, OVER_REPRESENTED, REPEATS = 10, 5, 3
-
-
-def write(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["text", "label"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def read(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def cases(test: list[dict], reddit: list[dict], runs: Path, seeds: list[int]):
     """(name, reference file, current file, labels expected to rise, to fall) per case."""
     shuffled = test[:]
     random.Random(0).shuffle(shuffled)
-    yield "(a) test, shuffled", runs / "test.csv", write(runs / "shuffled.csv", shuffled), set(), set()
+    yield "(a) test, shuffled", runs / "test.csv", write_rows(runs / "shuffled.csv", shuffled), set(), set()
     for seed in seeds:
         rows = test[:]
         random.Random(seed).shuffle(rows)
         half = len(rows) // 2
-        yield f"(a') half against half, seed {seed}", write(runs / f"half-a-{seed}.csv", rows[:half]), write(runs / f"half-b-{seed}.csv", rows[half:]), set(), set()
+        yield f"(a') half against half, seed {seed}", write_rows(runs / f"half-a-{seed}.csv", rows[:half]), write_rows(runs / f"half-b-{seed}.csv", rows[half:]), set(), set()
     intents = sorted({row["label"] for row in test})
     for seed in seeds:
         chosen = random.Random(seed).sample(intents, REMOVED + OVER_REPRESENTED)
         removed, over = set(chosen[:REMOVED]), set(chosen[REMOVED:])
         rows = [row for row in test if row["label"] not in removed for _ in range(REPEATS if row["label"] in over else 1)]
         random.Random(seed).shuffle(rows)
-        yield f"(b) 10 removed, 5 x{REPEATS}, seed {seed}", runs / "test.csv", write(runs / f"shifted-{seed}.csv", rows), over, removed
+        yield f"(b) 10 removed, 5 x{REPEATS}, seed {seed}", runs / "test.csv", write_rows(runs / f"shifted-{seed}.csv", rows), over, removed
     for seed in seeds:
         rows = test[:]
         random.Random(seed).shuffle(rows)
         cut = len(rows) // 10
         rows = [{"text": row["text"], "label": ""} for row in random.Random(seed).sample(reddit, cut)] + rows[cut:]
         random.Random(seed).shuffle(rows)
-        yield f"(c) a tenth Reddit comments, seed {seed}", runs / "test.csv", write(runs / f"reddit-{seed}.csv", rows), None, None
+        yield f"(c) a tenth Reddit comments, seed {seed}", runs / "test.csv", write_rows(runs / f"reddit-{seed}.csv", rows), None, None
 
 
 def main() -> None:
@@ -86,11 +72,11 @@ def main() -> None:
     started = time.perf_counter()
     subprocess.run([*CLI, "baseline", "--train", args.data / "banking77" / "train.csv", "--out", model, "--quiet"], check=True)
     print(f"baseline trained in {time.perf_counter() - started:.0f} s\n")
-    test = read(args.data / "banking77" / "test.csv")
-    write(args.runs / "test.csv", test)
+    test = read_rows(args.data / "banking77" / "test.csv")
+    write_rows(args.runs / "test.csv", test)
     print("| case | messages (ref / current) | verdict (what fired) | rose: right / named | fell: right / named | chi-square p | coverage | AUROC (p) | MMD² (p) | seconds |")
     print("|---|---|---|---|---|---:|---|---|---|---:|")
-    reddit = read(args.data / "goemotions" / "test.csv")
+    reddit = read_rows(args.data / "goemotions" / "test.csv")
     for name, reference, current, rise, fall in cases(test, reddit, args.runs, args.seeds):
         out = args.runs / f"{current.stem}.json"
         started = time.perf_counter()

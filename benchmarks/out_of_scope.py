@@ -26,38 +26,24 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import CLI, distill_students, finished, run  # noqa: E402
+from common import CLI, distill_students, finished, read_rows, run, write_rows  # noqa: E402
 
 N_UNKNOWN = 10
 
 
-def read(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["text", "label"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def splits(data: Path, runs: Path, seed: int) -> dict:
-    train = read(data / "banking77" / "train.csv")
-    test = read(data / "banking77" / "test.csv")
+    train = read_rows(data / "banking77" / "train.csv")
+    test = read_rows(data / "banking77" / "test.csv")
     unknown = sorted(random.Random(seed).sample(sorted({r["label"] for r in train}), N_UNKNOWN))
     known = [r for r in train if r["label"] not in unknown]
     random.Random(seed).shuffle(known)
     cut = len(known) // 10
     return {
         "unknown": unknown,
-        "train": write(runs / "train.csv", known[cut:]),
-        "validation": write(runs / "validation.csv", known[:cut]),
-        "test": write(runs / "test_in_scope.csv", [r for r in test if r["label"] not in unknown]),
-        "test_unknown": write(runs / "test_unknown.csv", [r for r in test if r["label"] in unknown]),
+        "train": write_rows(runs / "train.csv", known[cut:]),
+        "validation": write_rows(runs / "validation.csv", known[:cut]),
+        "test": write_rows(runs / "test_in_scope.csv", [r for r in test if r["label"] not in unknown]),
+        "test_unknown": write_rows(runs / "test_unknown.csv", [r for r in test if r["label"] in unknown]),
     }
 
 
@@ -87,7 +73,7 @@ def transfer_texts_of(train: Path, runs: Path) -> Path:
         with path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["text"])
-            writer.writerows([r["text"]] for r in read(train))
+            writer.writerows([r["text"]] for r in read_rows(train))
     return path
 
 
@@ -120,7 +106,7 @@ def score_model(name: str, model_dir: Path, split: dict, runs: Path, max_loss: f
     model = load_model(model_dir)
     labels = list(model.label_space.labels)
     index = {label: i for i, label in enumerate(labels)}
-    data = {part: read(split[part]) for part in ("train", "validation", "test", "test_unknown")}
+    data = {part: read_rows(split[part]) for part in ("train", "validation", "test", "test_unknown")}
     texts = {part: [r["text"] for r in rows] for part, rows in data.items()}
     cache = runs / "scores" / name
     cache.mkdir(parents=True, exist_ok=True)

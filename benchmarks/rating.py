@@ -20,7 +20,6 @@ benchmarks/runs/rating/.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import sys
@@ -30,30 +29,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import CLI, run  # noqa: E402
+from common import CLI, read_rows, run, write_rows  # noqa: E402
 
 N_KEPT_INTENTS = 40
 REST_SHARE = 0.05
 
 
-def read(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write(path: Path, rows: list[dict], columns: list[str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def splits(data: Path, runs: Path) -> tuple[Path, dict[str, tuple[Path, Path]], set[str], dict[str, str]]:
     """The validation file, per setting its (annotated, pool) files, the under-sampled intents,
     and each pool message's hidden label by id."""
-    rows = read(data / "banking77" / "train.csv")
+    rows = read_rows(data / "banking77" / "train.csv")
     for i, row in enumerate(rows):
         row["id"] = f"b{i}"
     random.Random(0).shuffle(rows)
@@ -74,11 +59,11 @@ def splits(data: Path, runs: Path) -> tuple[Path, dict[str, tuple[Path, Path]], 
     files = {}
     for name, annotated in (("biased", biased), ("stratified", stratified)):
         files[name] = (
-            write(runs / name / "annotated.csv", [r for r in rest if r["id"] in annotated], columns),
-            write(runs / name / "pool.csv", [r for r in rest if r["id"] not in annotated], ["id", "text"]),
+            write_rows(runs / name / "annotated.csv", [r for r in rest if r["id"] in annotated], columns),
+            write_rows(runs / name / "pool.csv", [r for r in rest if r["id"] not in annotated], ["id", "text"]),
         )
     hidden = {r["id"]: r["label"] for r in rest}
-    return write(runs / "validation.csv", validation, columns), files, set(intents) - kept, hidden
+    return write_rows(runs / "validation.csv", validation, columns), files, set(intents) - kept, hidden
 
 
 def train(kind: str, annotated: Path, validation: Path, out: Path) -> None:
@@ -118,10 +103,10 @@ def main() -> None:
             factors = {f["key"]: f for f in rating["factors"]}
             balance = rating["balance"]
             under = [c for c in balance["clusters"] if c["under_covered"]]
-            texts = {r["text"]: r["id"] for r in read(pool)}
+            texts = {r["text"]: r["id"] for r in read_rows(pool)}
             examples = [hidden[texts[e]] for c in under for e in c["examples"] if e in texts]  # shortened examples are not looked up
             from_undersampled = sum(label in undersampled for label in examples)
-            n_annotated, n_pool = len(read(annotated)), len(texts)
+            n_annotated, n_pool = len(read_rows(annotated)), len(texts)
             lines.append(
                 f"| {setting} | {kind} | {n_annotated:,} / {n_pool:,} | {balance['auroc']:.3f} ± {balance['auroc_std']:.3f} | "
                 f"{len(under)} of {len(balance['clusters'])} | {from_undersampled} of {len(examples)} | {rating['coverage']['share']:.1%} | "
